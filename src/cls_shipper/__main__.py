@@ -1,0 +1,3 @@
+from cls_shipper.cli import main
+
+main()

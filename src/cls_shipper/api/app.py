@@ -1,0 +1,69 @@
+"""The ASGI application: both API surfaces over one service context."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from cls_shipper.api.legacy import control, shipping
+from cls_shipper.api.legacy.common import error_response
+from cls_shipper.api.middleware import RequestIdMiddleware
+from cls_shipper.config import Settings
+from cls_shipper.errors import Kinds, ServiceError
+from cls_shipper.service import Context
+from cls_shipper.store import open_database
+
+log = logging.getLogger("cls_shipper.api")
+
+
+def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
+    """The application. With `ctx` None the database is opened (and migrated) on start-up."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own = app.state.ctx is None
+        if own:
+            app.state.ctx = Context(open_database(settings.db_url), settings)
+        try:
+            yield
+        finally:
+            if own:
+                app.state.ctx.db.dispose()
+
+    app = FastAPI(title="cls-shipper", lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.state.ctx = ctx
+    app.add_middleware(RequestIdMiddleware)
+    app.include_router(control.router)
+    app.include_router(shipping.router)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_: Request, exc: ServiceError) -> Response:
+        return error_response(exc.kind, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> Response:
+        return error_response(Kinds.INVALID_PARAM, f"invalid request: {exc.errors()[:3]}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            return error_response(Kinds.NOT_SUPPORTED,
+                                  f"{request.method} is not supported on {request.url.path}")
+        if exc.status_code == 404:
+            return error_response(Kinds.ROUTE_NOT_FOUND,
+                                  f"no such API: {request.method} {request.url.path}")
+        return error_response(Kinds.INVALID_PARAM, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(Kinds.INTERNAL, "internal error; see the server log")
+
+    return app

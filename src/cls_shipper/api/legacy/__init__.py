@@ -1,0 +1,1 @@
+"""The legacy CLS REST API (spec §2-§5): snake_case JSON, q-sign, `{"errorcode","errormessage"}`."""

@@ -1,0 +1,1 @@
+"""Request signatures (legacy q-sign, API 3.0 TC3-HMAC-SHA256) and access keys."""

@@ -1,0 +1,16 @@
+"""The `cls-shipper` command line: the server, keys, and client tools."""
+
+from __future__ import annotations
+
+import typer
+
+from cls_shipper.cli import keys, serve
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="cls-shipper: ship CLS topics to object storage.")
+app.command("serve")(serve.serve)
+app.add_typer(keys.app, name="keys")
+
+
+def main() -> None:
+    app()

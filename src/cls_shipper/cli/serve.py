@@ -1,0 +1,72 @@
+"""`cls-shipper serve`: the server, with the API and (by role) the scheduler and workers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+
+from cls_shipper.api.app import create_app
+from cls_shipper.auth import keys as key_store
+from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
+from cls_shipper.config import Settings
+from cls_shipper.service import Context
+from cls_shipper.store import open_database
+
+console = Console(stderr=True)
+CREDENTIALS_FILE = "credentials.toml"
+
+
+def write_credentials(data_dir: Path, secret_id: str, secret_key: str) -> Path:
+    path = data_dir / CREDENTIALS_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f'secret_id = "{secret_id}"\nsecret_key = "{secret_key}"\n')
+    path.chmod(0o600)
+    return path
+
+
+def prepare(settings: Settings) -> Context:
+    """Open and migrate the database and make sure a root key exists."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    ctx = Context(open_database(settings.db_url), settings)
+    generated = key_store.ensure_root_key(ctx.db, settings.secret_id, settings.secret_key)
+    if generated is not None:
+        path = write_credentials(settings.data_dir, generated.secret_id, generated.secret_key)
+        console.print(
+            "[bold]Generated a root access key[/bold] (stored in the database and in "
+            f"{path}):\n  SecretId:  {generated.secret_id}\n  SecretKey: {generated.secret_key}\n"
+            "Sign requests with it like any CLS SDK, or export CLS_SHIPPER_SECRET_ID / "
+            "CLS_SHIPPER_SECRET_KEY for the cls-shipper CLI.")
+    return ctx
+
+
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    data_dir: DataDir = None,
+    timezone: Annotated[str | None, typer.Option(help="Zone of legacy time strings.")] = None,
+    min_interval: Annotated[int | None, typer.Option(
+        help="Lowest shipper interval in seconds (default 300: whole minutes 300-900).")] = None,
+    database_url: DatabaseUrl = None,
+    object_store: Annotated[str | None, typer.Option(
+        help="file:///dir or s3://?endpoint=... (default: <data-dir>/buckets).")] = None,
+    role: Annotated[str | None, typer.Option(help="all | api | worker | scheduler")] = None,
+    workers: Annotated[int | None, typer.Option(help="Shipping worker processes.")] = None,
+    config: ConfigFile = None,
+    demo: Annotated[bool, typer.Option(help="Also run the demo: generated nginx logs "
+                                       "shipped every few seconds.")] = False,
+) -> None:
+    """Run the cls-shipper server."""
+    settings = settings_from(config, host=host, port=port, data_dir=data_dir, timezone=timezone,
+                             min_interval=min_interval, database_url=database_url,
+                             object_store=object_store, role=role, workers=workers)
+    logging.basicConfig(level=settings.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx = prepare(settings)
+    app = create_app(settings, ctx)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                access_log=False)

@@ -1,0 +1,211 @@
+"""Shippers: create, read, list, modify, delete, switch on and off (spec §4.1-§4.5, §7.4-§7.7)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, update
+
+from cls_shipper.errors import Kinds, ServiceError, invalid
+from cls_shipper.service import topics as topic_service
+from cls_shipper.service.context import Context, new_id
+from cls_shipper.service.shipper_config import Api, ShipperConfig, validate
+from cls_shipper.store.schema import shippers, tasks
+from cls_shipper.timefmt import now_ms
+
+IMMUTABLE = ("topic_id",)
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """How far a shipper has shipped, for GET /shipper and DescribeShippers."""
+
+    shipped_until_ms: int  # end of the newest window shipped with nothing pending before it
+    next_window_ms: int  # start of the next window the scheduler will cut
+    oldest_failed_ms: int | None  # start of the oldest failed window, if any
+    pending: int  # tasks waiting or running
+    failed: int
+    succeeded: int
+
+
+@dataclass(frozen=True, slots=True)
+class Shipper:
+    shipper_id: str
+    effective: bool
+    created_ms: int
+    updated_ms: int
+    start_ms: int
+    end_ms: int
+    config: ShipperConfig
+    progress: Progress
+
+
+def align_down(ms: int, interval_s: int) -> int:
+    step = interval_s * 1000
+    return ms - ms % step
+
+
+def create(ctx: Context, config: ShipperConfig, api: Api, *, start_ms: int = 0,
+           end_ms: int = 0) -> str:
+    """A new shipper. Windows start at the aligned window holding `start_ms` (API 3.0
+    StartTime, for historical shipping) or, without one, the creation time."""
+    config = validate(config, api, ctx.settings.min_interval)
+    created = now_ms()
+    if start_ms and end_ms and end_ms <= start_ms:
+        raise invalid("EndTime must be after StartTime")
+    if end_ms and end_ms > created + 1000:
+        raise invalid("EndTime cannot be in the future")
+    if start_ms > created + 1000:
+        raise invalid("StartTime cannot be in the future")
+    topic = topic_service.get(ctx, config.topic_id)
+    if start_ms:
+        retention_start = created - topic.period * 86_400_000
+        if start_ms < retention_start:
+            raise invalid("StartTime cannot be earlier than the start of the topic's retention")
+    first_window = align_down(start_ms or created, config.interval)
+    shipper_id = new_id()
+    with ctx.db.begin() as conn:
+        count = conn.execute(select(func.count()).select_from(shippers)
+                             .where(shippers.c.topic_id == config.topic_id)).scalar_one()
+        if count >= ctx.settings.quota_shippers:
+            raise ServiceError(Kinds.SHIPPER_EXCEED,
+                               f"a topic has at most {ctx.settings.quota_shippers} shippers")
+        clash = conn.execute(select(shippers.c.shipper_id).where(
+            shippers.c.topic_id == config.topic_id,
+            shippers.c.shipper_name == config.shipper_name)).first()
+        if clash is not None:
+            raise ServiceError(Kinds.SHIPPER_CONFLICT,
+                               f"topic already has a shipper named {config.shipper_name!r}")
+        conn.execute(insert(shippers).values(
+            shipper_id=shipper_id, topic_id=config.topic_id, shipper_name=config.shipper_name,
+            created_ms=created, updated_ms=created, effective=True, config=config.to_dict(),
+            next_window_ms=first_window, start_ms=start_ms, end_ms=end_ms))
+    return shipper_id
+
+
+def _progress(conn: Any, shipper_id: str, next_window_ms: int) -> Progress:
+    counts = dict(conn.execute(select(tasks.c.status, func.count())
+                               .where(tasks.c.shipper_id == shipper_id)
+                               .group_by(tasks.c.status)).all())
+    oldest_unfinished = conn.execute(
+        select(func.min(tasks.c.range_start_ms)).where(
+            tasks.c.shipper_id == shipper_id, tasks.c.status != "success")).scalar()
+    oldest_failed = conn.execute(
+        select(func.min(tasks.c.range_start_ms)).where(
+            tasks.c.shipper_id == shipper_id, tasks.c.status == "failed")).scalar()
+    if oldest_unfinished is not None:
+        shipped_until = oldest_unfinished
+    else:
+        shipped_until = conn.execute(select(func.max(tasks.c.range_end_ms))
+                                     .where(tasks.c.shipper_id == shipper_id)).scalar() or 0
+    return Progress(
+        shipped_until_ms=shipped_until,
+        next_window_ms=next_window_ms,
+        oldest_failed_ms=oldest_failed,
+        pending=counts.get("wait", 0) + counts.get("running", 0),
+        failed=counts.get("failed", 0),
+        succeeded=counts.get("success", 0),
+    )
+
+
+def _to_shipper(conn: Any, row: Any) -> Shipper:
+    return Shipper(
+        shipper_id=row.shipper_id, effective=row.effective, created_ms=row.created_ms,
+        updated_ms=row.updated_ms, start_ms=row.start_ms, end_ms=row.end_ms,
+        config=ShipperConfig.from_dict(row.config),
+        progress=_progress(conn, row.shipper_id, row.next_window_ms),
+    )
+
+
+def get(ctx: Context, shipper_id: str) -> Shipper:
+    if not isinstance(shipper_id, str) or not shipper_id:
+        raise invalid("shipper_id must be a non-empty string")
+    with ctx.db.read() as conn:
+        row = conn.execute(select(shippers).where(shippers.c.shipper_id == shipper_id)).first()
+        if row is None:
+            raise ServiceError(Kinds.SHIPPER_NOT_EXIST, f"shipper {shipper_id!r} does not exist")
+        return _to_shipper(conn, row)
+
+
+@dataclass(frozen=True, slots=True)
+class ShipperQuery:
+    topic_ids: list[str] | None = None
+    shipper_ids: list[str] | None = None
+    names: list[str] | None = None
+    exact_names: bool = False
+    offset: int = 0
+    limit: int = 50
+
+
+def search(ctx: Context, query: ShipperQuery) -> tuple[list[Shipper], int]:
+    """Shippers matching every given criterion, in creation order, and the total count."""
+    if query.offset < 0 or query.limit < 1:
+        raise invalid("offset must be >= 0 and count/limit >= 1")
+    cond: list[Any] = []
+    if query.topic_ids is not None:
+        cond.append(shippers.c.topic_id.in_(query.topic_ids))
+    if query.shipper_ids is not None:
+        cond.append(shippers.c.shipper_id.in_(query.shipper_ids))
+    if query.names is not None:
+        if query.exact_names:
+            cond.append(shippers.c.shipper_name.in_(query.names))
+        else:
+            cond.append(or_(*[shippers.c.shipper_name.contains(n, autoescape=True)
+                              for n in query.names]))
+    with ctx.db.read() as conn:
+        total = conn.execute(select(func.count()).select_from(shippers).where(*cond)).scalar_one()
+        rows = conn.execute(select(shippers).where(*cond)
+                            .order_by(shippers.c.created_ms, shippers.c.shipper_id)
+                            .offset(query.offset).limit(query.limit)).all()
+        return [_to_shipper(conn, r) for r in rows], total
+
+
+def list_for_topic(ctx: Context, topic_id: str, offset: int, count: int) -> list[Shipper]:
+    topic_service.get(ctx, topic_id)  # TopicNotExist for an unknown topic
+    found, _ = search(ctx, ShipperQuery(topic_ids=[topic_id], offset=offset, limit=count))
+    return found
+
+
+def modify(ctx: Context, shipper_id: str, api: Api, changes: dict[str, Any],
+           effective: bool | None = None) -> None:
+    """Apply a partial update. `changes` holds ShipperConfig field names; later windows use
+    the new config, tasks already cut keep the snapshot they were cut with."""
+    unknown = set(changes) - {f.name for f in dataclasses.fields(ShipperConfig)}
+    if unknown:
+        raise invalid(f"unknown shipper field(s): {', '.join(sorted(unknown))}")
+    for name in IMMUTABLE:
+        if name in changes:
+            raise invalid(f"{name} cannot be modified")
+    if not changes and effective is None:
+        raise invalid("give at least one field to modify")
+    with ctx.db.begin() as conn:
+        row = conn.execute(select(shippers).where(shippers.c.shipper_id == shipper_id)).first()
+        if row is None:
+            raise ServiceError(Kinds.SHIPPER_NOT_EXIST, f"shipper {shipper_id!r} does not exist")
+        current = ShipperConfig.from_dict(row.config)
+        updated = validate(dataclasses.replace(current, **changes), api,
+                           ctx.settings.min_interval)
+        if updated.shipper_name != current.shipper_name and conn.execute(
+                select(shippers.c.shipper_id).where(
+                    shippers.c.topic_id == current.topic_id,
+                    shippers.c.shipper_name == updated.shipper_name,
+                    shippers.c.shipper_id != shipper_id)).first() is not None:
+            raise ServiceError(Kinds.SHIPPER_CONFLICT,
+                               f"topic already has a shipper named {updated.shipper_name!r}")
+        values: dict[str, Any] = {"config": updated.to_dict(), "updated_ms": now_ms(),
+                                  "shipper_name": updated.shipper_name}
+        if effective is not None:
+            values["effective"] = effective
+        conn.execute(update(shippers).where(shippers.c.shipper_id == shipper_id).values(**values))
+
+
+def delete_shipper(ctx: Context, shipper_id: str) -> None:
+    """Deletes the rule and its task ledger; objects already shipped stay in the bucket."""
+    with ctx.db.begin() as conn:
+        result = conn.execute(delete(shippers).where(shippers.c.shipper_id == shipper_id))
+        if result.rowcount == 0:
+            raise ServiceError(Kinds.SHIPPER_NOT_EXIST, f"shipper {shipper_id!r} does not exist")
+        conn.execute(delete(tasks).where(tasks.c.shipper_id == shipper_id))
+

@@ -1,0 +1,202 @@
+"""Topics: the append-only logs that uploads go into (spec §5.2, §7.10)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+
+from cls_shipper.errors import Kinds, ServiceError, invalid
+from cls_shipper.service.context import Context, new_id
+from cls_shipper.store.schema import log_chunks, logsets, shippers, topics
+from cls_shipper.timefmt import now_ms
+
+LOG_TYPES = ("json_log", "delimiter_log", "minimalist_log", "multiline_log", "fullregex_log")
+RESERVED_NAMES = ("cls_service_log", "loglistener_status", "loglistener_alarm",
+                  "loglistener_business", "cls_service_metric")
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    topic_id: str
+    logset_id: str
+    topic_name: str
+    partition_count: int
+    path: str
+    wild_path: str
+    collection: bool
+    index: bool
+    log_type: str
+    extract_rule: dict[str, Any]
+    period: int  # effective retention in days
+    tags: list[dict[str, str]]
+    created_ms: int
+    next_offset: int
+    last_ingest_ms: int
+
+
+def _check_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise invalid("topic_name must be a non-empty string")
+    if len(name) > 255 or "|" in name or name in RESERVED_NAMES:
+        raise invalid("topic_name must be at most 255 characters, contain no '|' and not be "
+                      "a reserved name")
+    return name
+
+
+def _check_partitions(value: Any) -> int:
+    # The doc samples send partition_count as the string "1".
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
+        raise invalid("partition_count must be a whole number from 1 to 10")
+    return value
+
+
+def _check_str(name: str, value: Any, limit: int = 1024) -> str:
+    if not isinstance(value, str) or len(value) > limit:
+        raise invalid(f"{name} must be a string of at most {limit} characters")
+    return value
+
+
+def _check_log_type(value: Any) -> str:
+    if value not in LOG_TYPES:
+        raise invalid(f"log_type must be one of {', '.join(LOG_TYPES)}")
+    return str(value)
+
+
+def _check_period(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3640:
+        raise invalid("period must be a whole number of days from 1 to 3640")
+    return value
+
+
+def create(ctx: Context, logset_id: Any, topic_name: Any, *, partition_count: Any = 1,
+           path: Any = "", wild_path: Any = "", log_type: Any = "minimalist_log",
+           extract_rule: Any = None, collection: Any = True, period: Any = None,
+           tags: list[dict[str, str]] | None = None, topic_id: str | None = None) -> str:
+    if not isinstance(logset_id, str) or not logset_id:
+        raise invalid("logset_id must be a non-empty string")
+    values = {
+        "topic_name": _check_name(topic_name),
+        "partition_count": _check_partitions(partition_count),
+        "path": _check_str("path", path),
+        "wild_path": _check_str("wild_path", wild_path),
+        "log_type": _check_log_type(log_type),
+        "extract_rule": extract_rule if extract_rule is not None else {},
+        "collection": collection,
+        "period": None if period is None else _check_period(period),
+    }
+    if not isinstance(values["extract_rule"], dict):
+        raise invalid("extract_rule must be an object")
+    if not isinstance(collection, bool):
+        raise invalid("collection must be a boolean")
+    new = topic_id or new_id()
+    with ctx.db.begin() as conn:
+        if conn.execute(select(logsets.c.logset_id)
+                        .where(logsets.c.logset_id == logset_id)).first() is None:
+            raise ServiceError(Kinds.LOGSET_NOT_EXIST, f"logset {logset_id!r} does not exist")
+        count = conn.execute(select(func.count()).select_from(topics)
+                             .where(topics.c.logset_id == logset_id)).scalar_one()
+        if count >= ctx.settings.quota_topics:
+            raise ServiceError(Kinds.TOPIC_EXCEED,
+                               f"a logset holds at most {ctx.settings.quota_topics} topics")
+        clash = conn.execute(select(topics.c.topic_id).where(
+            ((topics.c.logset_id == logset_id) & (topics.c.topic_name == values["topic_name"]))
+            | (topics.c.topic_id == new))).first()
+        if clash is not None:
+            raise ServiceError(Kinds.TOPIC_CONFLICT,
+                               f"topic {values['topic_name']!r} already exists in the logset")
+        created = now_ms()
+        conn.execute(insert(topics).values(
+            topic_id=new, logset_id=logset_id, index_enabled=False, tags=tags or [],
+            created_ms=created, next_offset=0, last_ingest_ms=0, sealed_ms=0, **values))
+    return new
+
+
+def _query() -> Any:
+    return select(topics, logsets.c.period.label("logset_period")).join(
+        logsets, logsets.c.logset_id == topics.c.logset_id)
+
+
+def _to_topic(row: Any) -> Topic:
+    return Topic(row.topic_id, row.logset_id, row.topic_name, row.partition_count, row.path,
+                 row.wild_path, row.collection, row.index_enabled, row.log_type,
+                 dict(row.extract_rule or {}), row.period or row.logset_period,
+                 list(row.tags or []), row.created_ms, row.next_offset, row.last_ingest_ms)
+
+
+def get(ctx: Context, topic_id: str) -> Topic:
+    with ctx.db.read() as conn:
+        row = conn.execute(_query().where(topics.c.topic_id == topic_id)).first()
+    if row is None:
+        raise ServiceError(Kinds.TOPIC_NOT_EXIST, f"topic {topic_id!r} does not exist")
+    return _to_topic(row)
+
+
+def list_topics(ctx: Context, logset_id: str | None = None) -> list[Topic]:
+    query = _query().order_by(topics.c.created_ms, topics.c.topic_id)
+    if logset_id is not None:
+        query = query.where(topics.c.logset_id == logset_id)
+    with ctx.db.read() as conn:
+        if logset_id is not None and conn.execute(select(logsets.c.logset_id).where(
+                logsets.c.logset_id == logset_id)).first() is None:
+            raise ServiceError(Kinds.LOGSET_NOT_EXIST, f"logset {logset_id!r} does not exist")
+        rows = conn.execute(query).all()
+    return [_to_topic(r) for r in rows]
+
+
+def modify(ctx: Context, topic_id: str, **changes: Any) -> None:
+    checks = {
+        "topic_name": _check_name,
+        "path": lambda v: _check_str("path", v),
+        "wild_path": lambda v: _check_str("wild_path", v),
+        "log_type": _check_log_type,
+        "period": _check_period,
+    }
+    values: dict[str, Any] = {}
+    for name, value in changes.items():
+        if value is None:
+            continue
+        if name in checks:
+            values[name] = checks[name](value)
+        elif name == "collection":
+            if not isinstance(value, bool):
+                raise invalid("collection must be a boolean")
+            values["collection"] = value
+        elif name == "extract_rule":
+            if not isinstance(value, dict):
+                raise invalid("extract_rule must be an object")
+            values["extract_rule"] = value
+        elif name == "tags":
+            values["tags"] = value
+        else:
+            raise invalid(f"unknown topic field {name!r}")
+    if not values:
+        raise invalid("give at least one field to modify")
+    with ctx.db.begin() as conn:
+        row = conn.execute(select(topics.c.logset_id).where(topics.c.topic_id == topic_id)).first()
+        if row is None:
+            raise ServiceError(Kinds.TOPIC_NOT_EXIST, f"topic {topic_id!r} does not exist")
+        if "topic_name" in values and conn.execute(select(topics.c.topic_id).where(
+                topics.c.logset_id == row.logset_id, topics.c.topic_name == values["topic_name"],
+                topics.c.topic_id != topic_id)).first() is not None:
+            raise ServiceError(Kinds.TOPIC_CONFLICT,
+                               f"topic {values['topic_name']!r} already exists in the logset")
+        conn.execute(update(topics).where(topics.c.topic_id == topic_id).values(**values))
+
+
+def delete_topic(ctx: Context, topic_id: str) -> None:
+    """Deleting a topic deletes its log; its shippers must be deleted first, so no task is
+    left pointing at a log that is gone."""
+    with ctx.db.begin() as conn:
+        if conn.execute(select(topics.c.topic_id)
+                        .where(topics.c.topic_id == topic_id)).first() is None:
+            raise ServiceError(Kinds.TOPIC_NOT_EXIST, f"topic {topic_id!r} does not exist")
+        if conn.execute(select(shippers.c.shipper_id)
+                        .where(shippers.c.topic_id == topic_id).limit(1)).first() is not None:
+            raise ServiceError(Kinds.NOT_ALLOWED,
+                               "the topic still has shippers; delete them first")
+        conn.execute(delete(log_chunks).where(log_chunks.c.topic_id == topic_id))
+        conn.execute(delete(topics).where(topics.c.topic_id == topic_id))

@@ -1,0 +1,139 @@
+"""The one schema, for SQLite and PostgreSQL alike. Migrations under `migrations/` create it;
+this module is what queries import. Times are epoch milliseconds (BigInteger)."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+access_keys = Table(
+    "access_keys",
+    metadata,
+    Column("secret_id", String(64), primary_key=True),
+    Column("secret_key", String(128), nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("description", String(255), nullable=False, default=""),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+logsets = Table(
+    "logsets",
+    metadata,
+    Column("logset_id", String(64), primary_key=True),
+    Column("logset_name", String(255), nullable=False, unique=True),
+    Column("period", Integer, nullable=False),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("created_ms", BigInteger, nullable=False),
+)
+
+topics = Table(
+    "topics",
+    metadata,
+    Column("topic_id", String(64), primary_key=True),
+    Column("logset_id", String(64), ForeignKey("logsets.logset_id"), nullable=False),
+    Column("topic_name", String(255), nullable=False),
+    Column("partition_count", Integer, nullable=False, default=1),
+    Column("path", String(1024), nullable=False, default=""),
+    Column("wild_path", String(1024), nullable=False, default=""),
+    Column("collection", Boolean, nullable=False, default=True),
+    Column("index_enabled", Boolean, nullable=False, default=False),
+    Column("log_type", String(32), nullable=False, default="minimalist_log"),
+    Column("extract_rule", JSON, nullable=False, default=dict),
+    # Retention in days; None follows the logset's period.
+    Column("period", Integer, nullable=True),
+    Column("tags", JSON, nullable=False, default=list),
+    Column("created_ms", BigInteger, nullable=False),
+    # The append-only log's head: the next offset, the newest ingest time, and the seal:
+    # no record committed from now on may get an ingest time below `sealed_ms` (the scheduler
+    # raises it before cutting windows, so a closed window can never gain a record).
+    Column("next_offset", BigInteger, nullable=False, default=0),
+    Column("last_ingest_ms", BigInteger, nullable=False, default=0),
+    Column("sealed_ms", BigInteger, nullable=False, default=0),
+    UniqueConstraint("logset_id", "topic_name", name="uq_topic_name"),
+)
+
+# One row per accepted upload: the body as received (compressed protobuf LogGroupList) with
+# the records it holds. Offsets [first_offset, first_offset + record_count).
+log_chunks = Table(
+    "log_chunks",
+    metadata,
+    Column("topic_id", String(64), nullable=False, primary_key=True),
+    Column("first_offset", BigInteger, nullable=False, primary_key=True),
+    Column("record_count", Integer, nullable=False),
+    Column("ingest_ms", BigInteger, nullable=False),
+    Column("codec", String(16), nullable=False),
+    Column("raw_size", Integer, nullable=False),
+    Column("client_ip", String(64), nullable=False, default=""),
+    Column("payload", LargeBinary, nullable=False),
+    Index("ix_log_chunks_topic_ingest", "topic_id", "ingest_ms"),
+)
+
+shippers = Table(
+    "shippers",
+    metadata,
+    Column("shipper_id", String(64), primary_key=True),
+    Column("topic_id", String(64), nullable=False),
+    Column("shipper_name", String(255), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+    Column("effective", Boolean, nullable=False, default=True),
+    # The full, validated configuration (service.shippers.ShipperConfig as a dict).
+    Column("config", JSON, nullable=False),
+    # Scheduler cursor: the start of the next window to cut (epoch ms, aligned).
+    Column("next_window_ms", BigInteger, nullable=False),
+    # Historical range bounds (API 3.0 StartTime/EndTime), epoch ms; 0 = unset.
+    Column("start_ms", BigInteger, nullable=False, default=0),
+    Column("end_ms", BigInteger, nullable=False, default=0),
+    Index("ix_shippers_topic", "topic_id"),
+)
+
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("task_id", String(64), primary_key=True),
+    Column("shipper_id", String(64), nullable=False),
+    Column("topic_id", String(64), nullable=False),
+    Column("range_start_ms", BigInteger, nullable=False),
+    Column("range_end_ms", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("message", Text, nullable=False, default=""),
+    Column("created_ms", BigInteger, nullable=False),
+    # Current (or last) run: when it started and ended; None until it happens.
+    Column("run_start_ms", BigInteger, nullable=True),
+    Column("run_end_ms", BigInteger, nullable=True),
+    # What the task ships with: the shipper config at window-cut time.
+    Column("config", JSON, nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_ms", BigInteger, nullable=False, default=0),
+    Column("lease_owner", String(128), nullable=True),
+    Column("lease_expires_ms", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("records", BigInteger, nullable=False, default=0),
+    Column("records_filtered", BigInteger, nullable=False, default=0),
+    Column("bytes_in", BigInteger, nullable=False, default=0),
+    Column("bytes_out", BigInteger, nullable=False, default=0),
+    Column("first_offset", BigInteger, nullable=True),
+    Column("last_offset", BigInteger, nullable=True),
+    # [{"key", "size", "md5", "sha256", "records"}...] of the objects written.
+    Column("objects", JSON, nullable=False, default=list),
+    UniqueConstraint("shipper_id", "range_start_ms", name="uq_task_window"),
+    Index("ix_tasks_queue", "status", "next_attempt_ms"),
+    Index("ix_tasks_shipper_start", "shipper_id", "run_start_ms"),
+)
+
+TABLES = (access_keys, logsets, topics, log_chunks, shippers, tasks)
