@@ -1,0 +1,1 @@
+"""Decoding uploads: protobuf LogGroupList and JSON, compression, time units, limits."""
