@@ -1,0 +1,1 @@
+"""Windows, scheduler, task queue, workers, retries and leases."""

@@ -1,0 +1,106 @@
+"""The service layer and the task queue on both backends (SQLite and PostgreSQL): the same
+schema, migrations and queries."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from cls_shipper.config import Settings
+from cls_shipper.errors import ServiceError
+from cls_shipper.service import Context, logsets, shippers, tasks, topics
+from cls_shipper.service.shipper_config import ShipperConfig, defaults
+from cls_shipper.shipping import queue
+from cls_shipper.store import open_database
+from cls_shipper.store.schema import topics as topics_table
+
+
+@pytest.fixture()
+def ctx(database_url: str) -> Context:
+    db = open_database(database_url)
+    open_database(database_url)  # migrations are idempotent
+    return Context(db, Settings(min_interval=1, quota_logsets=1000))
+
+
+def _shipper(ctx: Context, interval: int = 1) -> tuple[str, str]:
+    logset = logsets.create(ctx, f"ls-{id(ctx)}-{interval}", 7)
+    topic = topics.create(ctx, logset, "t")
+    config = ShipperConfig(**{**defaults("legacy"), "topic_id": topic, "bucket": "b-1",
+                              "prefix": "p/", "shipper_name": "s", "interval": interval})
+    return topic, shippers.create(ctx, config, "legacy")
+
+
+def test_crud_and_errors(ctx: Context) -> None:
+    topic, shipper_id = _shipper(ctx)
+    got = shippers.get(ctx, shipper_id)
+    assert got.config.topic_id == topic and got.effective
+    shippers.modify(ctx, shipper_id, "legacy", {"prefix": "q/"}, effective=False)
+    assert shippers.get(ctx, shipper_id).config.prefix == "q/"
+    found, total = shippers.search(ctx, shippers.ShipperQuery(topic_ids=[topic]))
+    assert total == 1 and found[0].shipper_id == shipper_id
+    with pytest.raises(ServiceError) as err:
+        shippers.modify(ctx, shipper_id, "legacy", {"interval": 0})
+    assert err.value.kind.legacy_code == "InvalidParam"
+    with pytest.raises(ServiceError) as err:
+        topics.delete_topic(ctx, topic)
+    assert err.value.kind.legacy_code == "NotAllowed"
+    shippers.delete_shipper(ctx, shipper_id)
+    topics.delete_topic(ctx, topic)
+
+
+def test_windows_claim_lease_and_fencing(ctx: Context) -> None:
+    topic, shipper_id = _shipper(ctx, interval=10)
+    start = shippers.get(ctx, shipper_id).progress.next_window_ms
+    now = start + 35_000
+    queue.seal_topics(ctx.db, now)
+    assert queue.cut_windows(ctx.db, now, "UTC") == 3
+    assert queue.cut_windows(ctx.db, now, "UTC") == 0  # never twice
+    with ctx.db.read() as conn:
+        sealed = conn.execute(select(topics_table.c.sealed_ms)
+                              .where(topics_table.c.topic_id == topic)).scalar_one()
+    assert sealed == now
+    listed = tasks.list_tasks(ctx, shipper_id, now - 60_000, now + 60_000, now=now)
+    assert [(t.range_start_ms - start, t.range_end_ms - start) for t in listed] == [
+        (0, 10_000), (10_000, 20_000), (20_000, 30_000)]
+
+    first = queue.claim(ctx.db, "w1", now, lease_ms=1_000)
+    assert first is not None and first.range_start_ms == start
+    # While the lease holds, another worker gets the next task, not this one.
+    second = queue.claim(ctx.db, "w2", now, lease_ms=1_000)
+    assert second is not None and second.task_id != first.task_id
+    # After it expires, the task is taken over; the old owner can no longer finish it.
+    takeover = queue.claim(ctx.db, "w3", now + 5_000, lease_ms=1_000)
+    assert takeover is not None and takeover.task_id == first.task_id
+    outcome = queue.Outcome(1, 0, 10, 5, 0, 0, [])
+    assert not queue.succeed(ctx.db, first, now + 5_100, outcome)
+    assert queue.succeed(ctx.db, takeover, now + 5_200, outcome)
+    assert tasks.get_task(ctx, shipper_id, first.task_id).status == "success"
+
+    # Transient errors back off, then fail for good; a retry request re-queues.
+    assert queue.fail(ctx.db, second, now, "endpoint unreachable", transient=True,
+                      max_attempts=2, retry_base_ms=1_000) == "wait"
+    third = queue.claim(ctx.db, "w2", now + 500, 60_000)
+    assert third is not None and third.range_start_ms == start + 20_000
+    assert queue.claim(ctx.db, "w2", now + 500, 60_000) is None  # second is backing off
+    again = queue.claim(ctx.db, "w2", now + 1_500, 60_000)
+    assert again is not None and again.task_id == second.task_id and again.attempts == 2
+    assert queue.fail(ctx.db, again, now + 1_600, "endpoint unreachable", transient=True,
+                      max_attempts=2, retry_base_ms=1_000) == "failed"
+    assert tasks.get_task(ctx, shipper_id, second.task_id).status == "failed"
+
+
+def test_retry_only_failed(ctx: Context) -> None:
+    _, shipper_id = _shipper(ctx, interval=5)
+    start = shippers.get(ctx, shipper_id).progress.next_window_ms
+    queue.seal_topics(ctx.db, start + 6_000)
+    queue.cut_windows(ctx.db, start + 6_000, "UTC")
+    task = queue.claim(ctx.db, "w", start + 6_000, 10_000)
+    assert task is not None
+    with pytest.raises(ServiceError) as err:
+        tasks.retry(ctx, shipper_id, task.task_id)
+    assert err.value.kind.legacy_code == "TaskReadOnly"
+    assert queue.fail(ctx.db, task, start + 7_000, "access denied (10002)", transient=False,
+                      max_attempts=5, retry_base_ms=1_000) == "failed"
+    tasks.retry(ctx, shipper_id, task.task_id)
+    retried = tasks.get_task(ctx, shipper_id, task.task_id)
+    assert retried.status == "wait" and retried.attempts == 0
