@@ -1,0 +1,55 @@
+"""Object keys and window arithmetic: pure functions, deterministic by construction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from cls_shipper.shipping.objects import object_key, resolve_zone, window_token
+from cls_shipper.shipping.windows import next_windows
+
+START = int(datetime(2026, 11, 28, 9, 5, tzinfo=UTC).timestamp() * 1000)
+
+
+def key(**over: object) -> str:
+    args: dict[str, object] = {
+        "shipper_id": "s1", "prefix": "logs/", "partition": "%Y/%m/%d/%H/",
+        "zone": resolve_zone("Asia/Shanghai"), "range_start_ms": START, "part": 0,
+        "extension": ".gz", "filename_mode": 0, "first_offset": 42, **over}
+    return object_key(**args)  # type: ignore[arg-type]
+
+
+def test_legacy_random_name_is_a_function_of_shipper_and_window() -> None:
+    token = window_token("s1", START)
+    assert key() == f"logs/2026/11/28/17/_{token}_0.gz"  # 09:05 UTC is 17:05 in UTC+8
+    assert key() == key()
+    assert key(part=1) == f"logs/2026/11/28/17/_{token}_1.gz"
+    assert key(shipper_id="s2") != key()
+    assert key(range_start_ms=START + 300_000) != key()
+
+
+def test_time_zone_and_slashes() -> None:
+    assert key(zone=resolve_zone("UTC-05:00"), partition="/%Y%m%d/%H/").startswith(
+        "logs/20261128/04/_")
+    assert key(prefix="", partition="/dt=%Y%m%d/test").startswith("dt=20261128/test_")
+    assert "//" not in key(prefix="a//", partition="//%Y//")
+
+
+def test_shipping_time_names() -> None:
+    assert key(filename_mode=1) == "logs/2026/11/28/17/202611281705_000_42.gz"
+    assert key(filename_mode=1, part=2) == "logs/2026/11/28/17/202611281705_000_42-2.gz"
+    assert key(filename_mode=1, partition="%Y%m%d") == "logs/20261128/202611281705_000_42.gz"
+
+
+def test_windows_are_contiguous_aligned_and_bounded() -> None:
+    windows = list(next_windows(START, 300, START + 1_000_000, limit=100))
+    assert windows[0] == (START, START + 300_000)
+    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:], strict=False))
+    assert windows[-1][1] <= START + 1_000_000 and len(windows) == 3
+    # After an interval change the first window ends on the new grid.
+    changed = list(next_windows(START + 300_000, 600, START + 2_000_000, limit=2))
+    assert changed[0][1] % 600_000 == 0 and changed[0][0] == START + 300_000
+    # A historical range stops at its end, the last window cut short.
+    bounded = list(next_windows(START, 300, START + 10_000_000, limit=100,
+                                stop_ms=START + 450_000))
+    assert bounded == [(START, START + 300_000), (START + 300_000, START + 450_000)]
+    assert list(next_windows(START, 300, START + 299_999, limit=5)) == []
