@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import and_, delete, exists, func, insert, not_, or_, select, update
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.service import topics as topic_service
@@ -16,6 +16,27 @@ from cls_shipper.store.schema import shippers, tasks
 from cls_shipper.timefmt import now_ms
 
 IMMUTABLE = ("topic_id",)
+
+
+# API 3.0 HistoryStatus (spec §7.6, §8.6).
+HISTORY_REALTIME, HISTORY_PREPARING, HISTORY_RUNNING, HISTORY_EXCEPTION, HISTORY_COMPLETE = (
+    0, 1, 2, 3, 4)
+# API 3.0 TaskStatus of a shipper (spec §7.6): the `taskStatus` filter of DescribeShippers.
+TASK_STATUS_STOPPED, TASK_STATUS_RUNNING, TASK_STATUS_EXCEPTION = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Historical shipping (API 3.0 StartTime in the past): the range is
+    [aligned StartTime, EndTime or the creation time), the part that was already history when
+    the shipper was created."""
+
+    status: int  # HISTORY_*
+    fraction: float  # share of the range's time shipped successfully, 0.0-1.0
+    remain_s: int  # estimated seconds until the range is shipped; 0 when done or unknown
+
+
+NO_HISTORY = History(HISTORY_REALTIME, 0.0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +49,7 @@ class Progress:
     pending: int  # tasks waiting or running
     failed: int
     succeeded: int
+    history: History = NO_HISTORY  # API 3.0 historical shipping, see History
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +62,14 @@ class Shipper:
     end_ms: int
     config: ShipperConfig
     progress: Progress
+
+    @property
+    def task_status(self) -> int:
+        """API 3.0 TaskStatus: stopped when switched off, exception while any task has
+        failed (and not been retried), else running."""
+        if not self.effective:
+            return TASK_STATUS_STOPPED
+        return TASK_STATUS_EXCEPTION if self.progress.failed else TASK_STATUS_RUNNING
 
 
 def align_down(ms: int, interval_s: int) -> int:
@@ -85,6 +115,38 @@ def create(ctx: Context, config: ShipperConfig, api: Api, *, start_ms: int = 0,
     return shipper_id
 
 
+def _history(conn: Any, row: Any, now: int) -> History:
+    if not row.start_ms:
+        return NO_HISTORY
+    interval_s = int(row.config["interval"])
+    first = align_down(row.start_ms, interval_s)
+    last = row.end_ms or row.created_ms
+    total = max(last - first, 1)
+    in_range = (tasks.c.shipper_id == row.shipper_id, tasks.c.range_start_ms < last,
+                tasks.c.range_end_ms > first)
+    rows = conn.execute(select(tasks.c.status, tasks.c.range_start_ms, tasks.c.range_end_ms,
+                               tasks.c.run_start_ms).where(*in_range)).all()
+    shipped = sum(min(r.range_end_ms, last) - max(r.range_start_ms, first)
+                  for r in rows if r.status == "success")
+    fraction = min(shipped / total, 1.0)
+    if shipped >= total:
+        return History(HISTORY_COMPLETE, 1.0, 0)
+    if any(r.status == "failed" for r in rows):
+        status = HISTORY_EXCEPTION
+    elif any(r.status != "wait" for r in rows):
+        status = HISTORY_RUNNING
+    else:
+        status = HISTORY_PREPARING
+    # Estimate from the pace so far: range time shipped per wall-clock time since the first
+    # run of the range started. Nothing shipped yet means no pace to go by: 0 (unknown).
+    started = [r.run_start_ms for r in rows if r.run_start_ms is not None]
+    remain = 0
+    if shipped > 0 and started:
+        elapsed = max(now - min(started), 1)
+        remain = round((total - shipped) * elapsed / shipped / 1000)
+    return History(status, fraction, remain)
+
+
 def _progress(conn: Any, shipper_id: str, next_window_ms: int) -> Progress:
     counts = dict(conn.execute(select(tasks.c.status, func.count())
                                .where(tasks.c.shipper_id == shipper_id)
@@ -111,11 +173,12 @@ def _progress(conn: Any, shipper_id: str, next_window_ms: int) -> Progress:
 
 
 def _to_shipper(conn: Any, row: Any) -> Shipper:
+    progress = dataclasses.replace(_progress(conn, row.shipper_id, row.next_window_ms),
+                                   history=_history(conn, row, now_ms()))
     return Shipper(
         shipper_id=row.shipper_id, effective=row.effective, created_ms=row.created_ms,
         updated_ms=row.updated_ms, start_ms=row.start_ms, end_ms=row.end_ms,
-        config=ShipperConfig.from_dict(row.config),
-        progress=_progress(conn, row.shipper_id, row.next_window_ms),
+        config=ShipperConfig.from_dict(row.config), progress=progress,
     )
 
 
@@ -137,6 +200,22 @@ class ShipperQuery:
     exact_names: bool = False
     offset: int = 0
     limit: int = 50
+    task_statuses: list[int] | None = None  # TASK_STATUS_* (API 3.0 `taskStatus` filter)
+
+
+def _task_status_condition(statuses: list[int]) -> Any:
+    """SQL for Shipper.task_status in `statuses`; the same rule as the property."""
+    has_failed = exists(select(tasks.c.task_id).where(tasks.c.shipper_id == shippers.c.shipper_id,
+                                                      tasks.c.status == "failed"))
+    by_status = {
+        TASK_STATUS_STOPPED: not_(shippers.c.effective),
+        TASK_STATUS_RUNNING: and_(shippers.c.effective, not_(has_failed)),
+        TASK_STATUS_EXCEPTION: and_(shippers.c.effective, has_failed),
+    }
+    unknown = [s for s in statuses if s not in by_status]
+    if unknown:
+        raise invalid("taskStatus must be 0 (stopped), 1 (running) or 2 (exception)")
+    return or_(*[by_status[s] for s in statuses])
 
 
 def search(ctx: Context, query: ShipperQuery) -> tuple[list[Shipper], int]:
@@ -154,6 +233,8 @@ def search(ctx: Context, query: ShipperQuery) -> tuple[list[Shipper], int]:
         else:
             cond.append(or_(*[shippers.c.shipper_name.contains(n, autoescape=True)
                               for n in query.names]))
+    if query.task_statuses is not None:
+        cond.append(_task_status_condition(query.task_statuses))
     with ctx.db.read() as conn:
         total = conn.execute(select(func.count()).select_from(shippers).where(*cond)).scalar_one()
         rows = conn.execute(select(shippers).where(*cond)

@@ -1,0 +1,5 @@
+"""The API 3.0 surface (spec §7): `POST /` with `X-TC-Action`, `{"Response": {...}}`."""
+
+from cls_shipper.api.v3.transport import router
+
+__all__ = ["router"]

@@ -1,0 +1,379 @@
+"""The API 3.0 actions: each maps its parameters onto a service call and renders the result
+in the documented output structure (spec §7.2-§7.10). No rule lives here."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import tzinfo
+from typing import Any
+
+from cls_shipper.api.v3 import params as p
+from cls_shipper.errors import ErrorKind, Kinds, ServiceError, invalid
+from cls_shipper.service import Context, logsets, shippers, tasks, topics
+from cls_shipper.service.shipper_config import (
+    ContentInfo,
+    FilterRule,
+    ParquetKey,
+    ShipperConfig,
+    check_csv,
+    check_json,
+    defaults,
+)
+from cls_shipper.timefmt import format_legacy
+
+# CreateLogset has no retention parameter in API 3.0 (topics carry `Period`); a logset's
+# period is what its topics inherit. 30 days is CLS's default topic retention.
+DEFAULT_LOGSET_PERIOD_DAYS = 30
+MAX_TAGS = 10
+MAX_FILTERS = 10
+MAX_FILTER_VALUES = 100  # the older doc page's figure; the current one says 10 (spec §10.17)
+MAX_LIMIT = 100
+LIMIT_EXCEEDED = ErrorKind("InvalidParam", 400, "LimitExceeded")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a handler gets besides its parameters."""
+
+    ctx: Context
+    body: bytes
+    client_ip: str
+
+
+# ---- shared parameter handling ----
+
+def _tags(tags: list[p.Tag] | None) -> list[dict[str, str]] | None:
+    if tags is None:
+        return None
+    if len(tags) > MAX_TAGS:
+        raise ServiceError(LIMIT_EXCEEDED, f"at most {MAX_TAGS} tags")
+    return [{"Key": t.Key, "Value": t.Value} for t in tags]
+
+
+def _tags_out(tags: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{"Key": str(t.get("Key", "")), "Value": str(t.get("Value", ""))} for t in tags]
+
+
+def _page(offset: int, limit: int) -> tuple[int, int]:
+    if offset < 0:
+        raise invalid("Offset must be >= 0")
+    if not 1 <= limit <= MAX_LIMIT:
+        raise invalid(f"Limit must be from 1 to {MAX_LIMIT}")
+    return offset, limit
+
+
+def _filters(filters: list[p.Filter] | None, keys: set[str]) -> dict[str, list[str]]:
+    """Filters by key; one filter per key, values ORed, keys ANDed."""
+    out: dict[str, list[str]] = {}
+    if len(filters or []) > MAX_FILTERS:
+        raise ServiceError(LIMIT_EXCEEDED, f"at most {MAX_FILTERS} Filters")
+    for f in filters or []:
+        if f.Key not in keys and not (f.Key.startswith("tag:") and "tag:" in keys):
+            raise invalid(f"unknown filter key {f.Key!r}; use {', '.join(sorted(keys))}")
+        if f.Key in out:
+            raise invalid(f"filter key {f.Key!r} is given twice")
+        if not f.Values:
+            raise invalid(f"filter {f.Key!r} needs at least one value")
+        if len(f.Values) > MAX_FILTER_VALUES:
+            raise ServiceError(LIMIT_EXCEEDED, f"at most {MAX_FILTER_VALUES} values per filter")
+        out[f.Key] = f.Values
+    return out
+
+
+def _match(value: str, wanted: list[str], exact: bool) -> bool:
+    return value in wanted if exact else any(w in value for w in wanted)
+
+
+def _tags_match(tags: list[dict[str, str]], found: dict[str, list[str]]) -> bool:
+    pairs = {(t.get("Key"), t.get("Value")) for t in tags}
+    keys = {t.get("Key") for t in tags}
+    if "tagKey" in found and not keys & set(found["tagKey"]):
+        return False
+    return all(any((name[4:], v) in pairs for v in values)
+               for name, values in found.items() if name.startswith("tag:"))
+
+
+# ---- logsets ----
+
+def _logset_info(item: logsets.Logset, zone: tzinfo) -> dict[str, Any]:
+    return {"LogsetId": item.logset_id, "LogsetName": item.logset_name,
+            "CreateTime": format_legacy(item.created_ms, zone), "AssumerName": "",
+            "Tags": _tags_out(item.tags), "TopicCount": item.topic_count, "RoleName": ""}
+
+
+def create_logset(call: Call, q: p.CreateLogset) -> dict[str, Any]:
+    new = logsets.create(call.ctx, q.LogsetName, DEFAULT_LOGSET_PERIOD_DAYS, _tags(q.Tags),
+                         q.LogsetId or None)
+    return {"LogsetId": new}
+
+
+def describe_logsets(call: Call, q: p.DescribeLogsets) -> dict[str, Any]:
+    offset, limit = _page(q.Offset, q.Limit)
+    found = _filters(q.Filters, {"logsetName", "logsetId", "tagKey", "tag:"})
+    items = [i for i in logsets.list_all(call.ctx)
+             if _match(i.logset_name, found.get("logsetName", [""]), False)
+             and ("logsetId" not in found or i.logset_id in found["logsetId"])
+             and _tags_match(i.tags, found)]
+    return {"Logsets": [_logset_info(i, call.ctx.zone) for i in items[offset:offset + limit]],
+            "TotalCount": len(items)}
+
+
+def modify_logset(call: Call, q: p.ModifyLogset) -> dict[str, Any]:
+    logsets.modify(call.ctx, q.LogsetId, q.LogsetName, None, _tags(q.Tags))
+    return {}
+
+
+def delete_logset(call: Call, q: p.DeleteLogset) -> dict[str, Any]:
+    logsets.delete_logset(call.ctx, q.LogsetId)
+    return {}
+
+
+# ---- topics ----
+
+def _topic_info(item: topics.Topic, logset_name: str, zone: tzinfo) -> dict[str, Any]:
+    return {
+        "LogsetId": item.logset_id, "TopicId": item.topic_id, "TopicName": item.topic_name,
+        "PartitionCount": item.partition_count, "Index": item.index,
+        "CreateTime": format_legacy(item.created_ms, zone), "Status": item.collection,
+        "Tags": _tags_out(item.tags), "AutoSplit": False, "MaxSplitPartitions": 0,
+        "StorageType": "hot", "Period": item.period, "Describes": "", "HotPeriod": 0,
+        "BizType": 0, "IsWebTracking": False, "AssumerName": "", "RoleName": "",
+        "SubAssumerName": "", "LogsetName": logset_name,
+    }
+
+
+def _plain_topic(storage_type: str | None, biz_type: int | None) -> None:
+    # cls-shipper keeps every topic the same way: standard ("hot") log topics only.
+    if storage_type not in (None, "hot"):
+        raise invalid("StorageType: only 'hot' topics are supported")
+    if biz_type not in (None, 0):
+        raise invalid("BizType: only log topics (0) are supported")
+
+
+def create_topic(call: Call, q: p.CreateTopic) -> dict[str, Any]:
+    _plain_topic(q.StorageType, q.BizType)
+    new = topics.create(call.ctx, q.LogsetId, q.TopicName,
+                        partition_count=1 if q.PartitionCount is None else q.PartitionCount,
+                        period=q.Period, tags=_tags(q.Tags), topic_id=q.TopicId or None)
+    return {"TopicId": new}
+
+
+def describe_topics(call: Call, q: p.DescribeTopics) -> dict[str, Any]:
+    offset, limit = _page(q.Offset, q.Limit)
+    if q.PreciseSearch not in (0, 1, 2, 3):
+        raise invalid("PreciseSearch must be 0-3 (bit 1: TopicName exact, bit 2: LogsetName)")
+    _plain_topic(None, q.BizType)
+    found = _filters(q.Filters, {"topicName", "logsetName", "topicId", "logsetId", "tagKey",
+                                 "tag:", "storageType"})
+    names = {s.logset_id: s.logset_name for s in logsets.list_all(call.ctx)}
+    items = [t for t in topics.list_topics(call.ctx)
+             if _match(t.topic_name, found.get("topicName", [""]), bool(q.PreciseSearch & 1))
+             and _match(names.get(t.logset_id, ""), found.get("logsetName", [""]),
+                        bool(q.PreciseSearch & 2))
+             and ("topicId" not in found or t.topic_id in found["topicId"])
+             and ("logsetId" not in found or t.logset_id in found["logsetId"])
+             and ("storageType" not in found or "hot" in found["storageType"])
+             and _tags_match(t.tags, found)]
+    return {"Topics": [_topic_info(t, names.get(t.logset_id, ""), call.ctx.zone)
+                       for t in items[offset:offset + limit]],
+            "TotalCount": len(items)}
+
+
+def modify_topic(call: Call, q: p.ModifyTopic) -> dict[str, Any]:
+    topics.modify(call.ctx, q.TopicId, topic_name=q.TopicName, tags=_tags(q.Tags),
+                  collection=q.Status, period=q.Period)
+    return {}
+
+
+def delete_topic(call: Call, q: p.DeleteTopic) -> dict[str, Any]:
+    topics.delete_topic(call.ctx, q.TopicId)
+    return {}
+
+
+# ---- shippers ----
+
+def _content(c: p.ContentInfo) -> ContentInfo:
+    csv = json = parquet = None
+    if c.Csv is not None:
+        csv = check_csv(c.Csv.Keys, c.Csv.Delimiter, c.Csv.EscapeChar, c.Csv.NonExistingField,
+                        c.Csv.PrintKey)
+    if c.Json is not None:
+        json = check_json(c.Json.EnableTag, c.Json.MetaFields, c.Json.JsonType)
+    if c.Parquet is not None:
+        parquet = [ParquetKey(k.KeyName, k.KeyType, k.KeyNonExistingField)
+                   for k in c.Parquet.ParquetKeyInfo]
+    return ContentInfo(c.Format, csv=csv, json=json, parquet=parquet)
+
+
+def _options(q: p.ShipperOptions) -> dict[str, Any]:
+    """The ShipperConfig fields the request sets."""
+    out: dict[str, Any] = {}
+    simple = {"Interval": "interval", "MaxSize": "max_size", "Partition": "partition",
+              "FilenameMode": "filename_mode", "StorageType": "storage_type",
+              "RoleArn": "role_arn", "ExternalId": "external_id", "TimeZone": "time_zone",
+              "DSLFilter": "dsl_filter"}
+    for name, field in simple.items():
+        value = getattr(q, name)
+        if value is not None:
+            out[field] = value
+    if q.FilterRules is not None:
+        out["filter_rules"] = [FilterRule(r.Key, r.Regex, r.Value) for r in q.FilterRules]
+    if q.Compress is not None:
+        out["compress"] = q.Compress.Format
+    if q.Content is not None:
+        out["content"] = _content(q.Content)
+    return out
+
+
+def content_out(c: ContentInfo) -> dict[str, Any]:
+    return {
+        "Format": c.format,
+        "Csv": None if c.csv is None else {
+            "PrintKey": c.csv.print_key, "Keys": c.csv.keys, "Delimiter": c.csv.delimiter,
+            "EscapeChar": c.csv.escape_char, "NonExistingField": c.csv.non_existing_field},
+        "Json": None if c.json is None else {
+            "EnableTag": c.json.enable_tag, "MetaFields": c.json.meta_fields,
+            "JsonType": c.json.json_type},
+        "Parquet": None if c.parquet is None else {"ParquetKeyInfo": [
+            {"KeyName": k.key_name, "KeyType": k.key_type,
+             "KeyNonExistingField": k.key_non_existing_field} for k in c.parquet]},
+    }
+
+
+def shipper_info(item: shippers.Shipper, zone: tzinfo) -> dict[str, Any]:
+    cfg = item.config
+    history = item.progress.history
+    return {
+        "ShipperId": item.shipper_id, "TopicId": cfg.topic_id, "Bucket": cfg.bucket,
+        "Prefix": cfg.prefix, "ShipperName": cfg.shipper_name, "Interval": cfg.interval,
+        "MaxSize": cfg.max_size, "Status": item.effective,
+        "FilterRules": [{"Key": r.key, "Regex": r.regex, "Value": r.value}
+                        for r in cfg.filter_rules],
+        "Partition": cfg.partition, "Compress": {"Format": cfg.compress},
+        "Content": content_out(cfg.content),
+        "CreateTime": format_legacy(item.created_ms, zone),
+        "FilenameMode": cfg.filename_mode,
+        # API 3.0 StartTime/EndTime are Unix seconds; 0 = not set (spec §7.4, §7.6).
+        "StartTime": item.start_ms // 1000, "EndTime": item.end_ms // 1000,
+        "Progress": float(history.fraction), "RemainTime": history.remain_s,
+        "HistoryStatus": history.status,
+        "StorageType": cfg.storage_type, "RoleArn": cfg.role_arn,
+        "ExternalId": cfg.external_id, "TaskStatus": item.task_status,
+        "TimeZone": cfg.time_zone, "DSLFilter": cfg.dsl_filter,
+    }
+
+
+def create_shipper(call: Call, q: p.CreateShipper) -> dict[str, Any]:
+    values = {**defaults("v3"), "topic_id": q.TopicId, "bucket": q.Bucket, "prefix": q.Prefix,
+              "shipper_name": q.ShipperName, **_options(q)}
+    new = shippers.create(call.ctx, ShipperConfig(**values), "v3",
+                          start_ms=(q.StartTime or 0) * 1000, end_ms=(q.EndTime or 0) * 1000)
+    return {"ShipperId": new}
+
+
+def modify_shipper(call: Call, q: p.ModifyShipper) -> dict[str, Any]:
+    for name in ("TopicId", "StartTime", "EndTime"):
+        if getattr(q, name) is not None:
+            raise invalid(f"{name} cannot be modified")
+    changes = _options(q)
+    for name, field in (("Bucket", "bucket"), ("Prefix", "prefix"),
+                        ("ShipperName", "shipper_name")):
+        if getattr(q, name) is not None:
+            changes[field] = getattr(q, name)
+    shippers.modify(call.ctx, q.ShipperId, "v3", changes, q.Status)
+    return {}
+
+
+def describe_shippers(call: Call, q: p.DescribeShippers) -> dict[str, Any]:
+    offset, limit = _page(q.Offset, q.Limit)
+    if q.PreciseSearch not in (0, 1):
+        raise invalid("PreciseSearch must be 0 (fuzzy shipperName) or 1 (exact)")
+    found = _filters(q.Filters, {"shipperName", "shipperId", "topicId", "taskStatus"})
+    for topic_id in found.get("topicId", []):
+        topics.get(call.ctx, topic_id)  # ResourceNotFound.TopicNotExist, as documented
+    statuses = found.get("taskStatus")
+    if statuses is not None and not all(s.isdigit() for s in statuses):
+        raise invalid("taskStatus must be 0 (stopped), 1 (running) or 2 (exception)")
+    items, total = shippers.search(call.ctx, shippers.ShipperQuery(
+        topic_ids=found.get("topicId"), shipper_ids=found.get("shipperId"),
+        names=found.get("shipperName"), exact_names=q.PreciseSearch == 1,
+        task_statuses=None if statuses is None else [int(s) for s in statuses],
+        offset=offset, limit=limit))
+    return {"Shippers": [shipper_info(i, call.ctx.zone) for i in items], "TotalCount": total}
+
+
+def delete_shipper(call: Call, q: p.DeleteShipper) -> dict[str, Any]:
+    shippers.delete_shipper(call.ctx, q.ShipperId)
+    return {}
+
+
+# ---- tasks ----
+
+def task_info(task: tasks.Task) -> dict[str, Any]:
+    # int64 fields as JSON numbers: the SDK models declare them `int` and the typed SDKs
+    # (Go *int64, Java Long) decode numbers; only the doc example shows strings (spec §10.16).
+    return {
+        "TaskId": task.task_id, "ShipperId": task.shipper_id, "TopicId": task.topic_id,
+        "RangeStart": task.range_start_ms, "RangeEnd": task.range_end_ms,
+        "StartTime": task.start_ms, "EndTime": task.end_ms or 0,
+        # API 3.0 has no `wait` (spec §8.6): a queued task is still in progress.
+        "Status": "running" if task.status == "wait" else task.status,
+        "Message": task.message,
+    }
+
+
+def describe_shipper_tasks(call: Call, q: p.DescribeShipperTasks) -> dict[str, Any]:
+    if q.StartTime >= q.EndTime:
+        raise invalid("StartTime must be earlier than EndTime (both in milliseconds)")
+    found = tasks.list_tasks(call.ctx, q.ShipperId, q.StartTime, q.EndTime)
+    return {"Tasks": [task_info(t) for t in found]}
+
+
+def retry_shipper_task(call: Call, q: p.RetryShipperTask) -> dict[str, Any]:
+    tasks.retry(call.ctx, q.ShipperId, q.TaskId)
+    return {}
+
+
+# ---- upload ----
+
+def upload_log(call: Call, q: p.UploadLog) -> dict[str, Any]:
+    # The ingest service is being written alongside this adapter; until it lands the action
+    # answers UnsupportedOperation instead of failing at import time. Replace with a plain
+    # `from cls_shipper.service import ingest` once it exists.
+    try:
+        ingest: Any = importlib.import_module("cls_shipper.service.ingest")
+    except ModuleNotFoundError:
+        raise ServiceError(Kinds.NOT_SUPPORTED,
+                           "UploadLog is not available in this build") from None
+    # UploadLog's body is always a protobuf LogGroupList; the SDK labels it octet-stream.
+    ingest.upload(call.ctx, q.TopicId, call.body, "application/x-protobuf",
+                  q.CompressType or "", call.client_ip)
+    return {}
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    model: type[p.Params]
+    handler: Callable[[Call, Any], dict[str, Any]]
+    from_headers: bool = False  # parameters in X-CLS-* headers, body is data
+
+
+ACTIONS: dict[str, Action] = {
+    "CreateLogset": Action(p.CreateLogset, create_logset),
+    "DescribeLogsets": Action(p.DescribeLogsets, describe_logsets),
+    "ModifyLogset": Action(p.ModifyLogset, modify_logset),
+    "DeleteLogset": Action(p.DeleteLogset, delete_logset),
+    "CreateTopic": Action(p.CreateTopic, create_topic),
+    "DescribeTopics": Action(p.DescribeTopics, describe_topics),
+    "ModifyTopic": Action(p.ModifyTopic, modify_topic),
+    "DeleteTopic": Action(p.DeleteTopic, delete_topic),
+    "CreateShipper": Action(p.CreateShipper, create_shipper),
+    "DescribeShippers": Action(p.DescribeShippers, describe_shippers),
+    "ModifyShipper": Action(p.ModifyShipper, modify_shipper),
+    "DeleteShipper": Action(p.DeleteShipper, delete_shipper),
+    "DescribeShipperTasks": Action(p.DescribeShipperTasks, describe_shipper_tasks),
+    "RetryShipperTask": Action(p.RetryShipperTask, retry_shipper_task),
+    "UploadLog": Action(p.UploadLog, upload_log, from_headers=True),
+}

@@ -1,0 +1,112 @@
+"""The API 3.0 transport (spec §7.1): `POST /` (or `GET /` with the parameters in the query
+string, which the SDK sends when `HttpProfile(reqMethod="GET")`), the action in `X-TC-Action`,
+TC3-HMAC-SHA256 signatures, and `{"Response": {...}}` envelopes.
+
+Every answer is HTTP 200, errors included, as the real service does: the SDK reads `Error`
+from the body and treats any other status as a network failure. Nothing raised in here
+reaches the application's (legacy-shaped) exception handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from cls_shipper.api.legacy.common import read_body, run
+from cls_shipper.api.v3 import params
+from cls_shipper.api.v3.actions import ACTIONS, Action, Call
+from cls_shipper.auth import tc3
+from cls_shipper.errors import ErrorKind, Kinds, ServiceError
+from cls_shipper.service import Context
+from cls_shipper.timefmt import now_ms
+
+log = logging.getLogger("cls_shipper.api.v3")
+
+VERSION = "2020-10-16"
+NO_SUCH_VERSION = ErrorKind("InvalidParam", 400, "NoSuchVersion")
+UNSUPPORTED_PROTOCOL = ErrorKind("InvalidParam", 400, "UnsupportedProtocol")
+
+router = APIRouter()
+
+
+def _render(body: dict[str, Any]) -> Response:
+    # Exactly "application/json": the SDK only looks for an Error in that content type.
+    return Response(orjson.dumps({"Response": body}), status_code=200,
+                    media_type="application/json")
+
+
+def error_body(code: str, message: str, request_id: str) -> dict[str, Any]:
+    return {"Error": {"Code": code, "Message": message}, "RequestId": request_id}
+
+
+@router.api_route("/", methods=["GET", "POST"], include_in_schema=False)
+async def api3(request: Request) -> Response:
+    request_id = str(request.scope["state"]["request_id"])
+    try:
+        result = await _handle(request)
+    except ServiceError as exc:
+        return _render(error_body(exc.kind.v3_code, exc.message, request_id))
+    except Exception:  # a client never sees a stack trace, only the RequestId to look it up
+        log.exception("unhandled error in %s (RequestId %s)",
+                      request.headers.get("x-tc-action"), request_id)
+        return _render(error_body("InternalError",
+                                  f"internal error; see the server log for {request_id}",
+                                  request_id))
+    return _render({**result, "RequestId": request_id})
+
+
+async def _handle(request: Request) -> dict[str, Any]:
+    ctx: Context = request.app.state.ctx
+    headers = request.headers
+    name = headers.get("x-tc-action", "").strip()
+    action = ACTIONS.get(name)
+    limit = ctx.settings.max_upload_bytes if name == "UploadLog" else ctx.settings.max_body_bytes
+    body = await read_body(request, limit)
+    if "x-tc-token" in headers or "x-cls-token" in headers:
+        raise ServiceError(Kinds.TOKEN_FAILURE,
+                           "temporary credentials (X-TC-Token) are not supported; sign with "
+                           "a permanent key from `cls-shipper keys create`")
+    # Authenticate before saying anything about actions or parameters.
+    await run(tc3.verify, headers.get("authorization"), request.method, request.url.path,
+              request.scope.get("query_string", b"").decode("latin-1"), headers, body,
+              ctx.keys.lookup, now_ms() // 1000, ctx.settings.clock_skew)
+    version = headers.get("x-tc-version", "").strip()
+    if not name:
+        raise ServiceError(Kinds.MISSING_PARAM, "the X-TC-Action header is missing")
+    if not version:
+        raise ServiceError(Kinds.MISSING_PARAM, "the X-TC-Version header is missing")
+    if version != VERSION:
+        raise ServiceError(NO_SUCH_VERSION,
+                           f"version {version!r} of service cls does not exist; use {VERSION}")
+    if action is None:
+        raise ServiceError(Kinds.ROUTE_NOT_FOUND, f"the action {name!r} does not exist")
+    parsed = params.parse(action.model, _raw_params(request, action, body))
+    client_ip = request.client.host if request.client else ""
+    return await run(action.handler, Call(ctx, body, client_ip), parsed)
+
+
+def _raw_params(request: Request, action: Action, body: bytes) -> Any:
+    if action.from_headers:
+        if request.method != "POST":
+            raise ServiceError(UNSUPPORTED_PROTOCOL, "this action must be sent with POST")
+        # X-CLS-TopicId etc.; header names are case-insensitive, parameter names are not.
+        names = {f.lower(): f for f in action.model.model_fields}
+        return {names[key[6:]]: value for key, value in request.headers.items()
+                if key.startswith("x-cls-") and key[6:] in names}
+    if request.method == "GET":
+        return params.unflatten(request.query_params.multi_items())
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json":
+        raise ServiceError(params.WRONG_TYPE, "the body must be JSON (Content-Type: "
+                           "application/json); form-encoded HmacSHA1/HmacSHA256 requests are "
+                           "not supported, sign with TC3-HMAC-SHA256")
+    if not body.strip():
+        return {}
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ServiceError(params.WRONG_TYPE, f"the body is not valid JSON: {exc}") from None
