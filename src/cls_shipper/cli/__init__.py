@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from cls_shipper.cli import keys, serve
+from cls_shipper.cli import keys, serve, sign, tasks
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="cls-shipper: ship CLS topics to object storage.")
 app.command("serve")(serve.serve)
 app.add_typer(keys.app, name="keys")
+app.command("tasks")(tasks.tasks)
+app.command("sign")(sign.sign)
 
 
 def main() -> None:
