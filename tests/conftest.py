@@ -13,6 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from tests.support import LegacyClient, ServerProcess
 
+pytest_plugins = ["tests.s3server"]
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 
 

@@ -1,0 +1,132 @@
+"""What every destination offers: a writer per object that streams bytes, hashes them on
+the way, and makes the object visible under its key only when it is complete."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+SinkErrorKind = Literal["bucket_missing", "access_denied", "unreachable", "invalid", "other"]
+
+# Console codes of a shipping task (spec §8.6).
+CODE_BUCKET_MISSING = 10001
+CODE_ACCESS_DENIED = 10002
+CODE_INTERNAL = 10003
+
+_DEFAULT_CODE: dict[SinkErrorKind, int] = {
+    "bucket_missing": CODE_BUCKET_MISSING,
+    "access_denied": CODE_ACCESS_DENIED,
+    "unreachable": CODE_INTERNAL,
+    "invalid": CODE_INTERNAL,
+    "other": CODE_INTERNAL,
+}
+# A missing bucket, a refused credential or a bad key will not fix itself by waiting; an
+# outage or a throttled endpoint usually does.
+_DEFAULT_TRANSIENT: dict[SinkErrorKind, bool] = {
+    "bucket_missing": False,
+    "access_denied": False,
+    "unreachable": True,
+    "invalid": False,
+    "other": True,
+}
+
+
+@dataclass(frozen=True)
+class WrittenObject:
+    bucket: str
+    key: str
+    size: int
+    md5: str  # hex digest of the object bytes
+    sha256: str  # hex digest of the object bytes
+
+
+class ObjectWriter(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> WrittenObject:
+        """Make the object visible under its key; a reader never sees a partial object."""
+        ...
+
+    def abort(self) -> None:
+        """Discard everything written; safe after a failure and after close."""
+        ...
+
+
+class Sink(Protocol):
+    def open_writer(self, bucket: str, key: str, *, content_type: str,
+                    storage_class: str = "STANDARD") -> ObjectWriter: ...
+
+    def describe(self) -> str:
+        """Where objects go, for logs and status; never contains secrets."""
+        ...
+
+
+class SinkError(Exception):
+    """A destination failed in a way the task ledger records: `str(error)` is the message a
+    user acts on, `transient` says whether retrying with backoff can help, `code` is the
+    console code (10001 bucket missing, 10002 no permission, 10003 anything else)."""
+
+    def __init__(self, kind: SinkErrorKind, message: str, *, transient: bool | None = None,
+                 code: int | None = None, detail: str = "") -> None:
+        super().__init__(message)
+        self.kind: SinkErrorKind = kind
+        self.message = message
+        self.transient = _DEFAULT_TRANSIENT[kind] if transient is None else transient
+        self.code = _DEFAULT_CODE[kind] if code is None else code
+        # The underlying error, shortened; already part of `message` where it helps.
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return (f"SinkError(kind={self.kind!r}, code={self.code}, transient={self.transient}, "
+                f"message={self.message!r})")
+
+
+# Loose on purpose: the store itself is the authority on bucket names (S3 wants lowercase,
+# COS wants `name-appid`); this only keeps names usable as one directory and one host label.
+_BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+
+
+def check_bucket(bucket: str) -> None:
+    if not _BUCKET_RE.match(bucket) or ".." in bucket:
+        raise SinkError("invalid", f"invalid bucket name {bucket!r} (10003): use letters, "
+                                   "digits, '.', '-' and '_' only")
+
+
+def check_key(key: str) -> None:
+    """Keys are relative '/'-separated paths: no empty, '.' or '..' segment, no leading '/'.
+    The same rule serves both sinks, so a key that works locally works on S3 too."""
+    problem = None
+    if not key:
+        problem = "it is empty"
+    elif key.startswith("/"):
+        problem = "it is absolute"
+    elif "\x00" in key or "\\" in key:
+        problem = "it contains a NUL or backslash"
+    elif any(part in ("", ".", "..") for part in key.split("/")):
+        problem = "it has an empty, '.' or '..' path segment"
+    elif len(key.encode()) > 1024:
+        problem = "it is longer than 1024 bytes"
+    if problem:
+        raise SinkError("invalid", f"invalid object key {key!r} (10003): {problem}")
+
+
+class Digests:
+    """Size and digests of the bytes as they stream past."""
+
+    __slots__ = ("_md5", "_sha256", "size")
+
+    def __init__(self) -> None:
+        self._md5 = hashlib.md5(usedforsecurity=False)
+        self._sha256 = hashlib.sha256()
+        self.size = 0
+
+    def update(self, data: bytes | memoryview) -> None:
+        self._md5.update(data)
+        self._sha256.update(data)
+        self.size += len(data)
+
+    def result(self, bucket: str, key: str) -> WrittenObject:
+        return WrittenObject(bucket=bucket, key=key, size=self.size,
+                             md5=self._md5.hexdigest(), sha256=self._sha256.hexdigest())

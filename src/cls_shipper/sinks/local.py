@@ -1,0 +1,122 @@
+"""A local directory as object storage: `<root>/<bucket>/<key>`. Each object is written to a
+temporary file next to its final path, fsynced and renamed, so readers see either the old
+object or the complete new one, never a part."""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+from cls_shipper.sinks.base import Digests, SinkError, WrittenObject, check_bucket, check_key
+
+# In-flight files are hidden and end in this suffix; anything left after a crash can be
+# deleted safely.
+TEMP_SUFFIX = ".tmp"
+
+
+def _os_error(exc: OSError, what: str, path: Path) -> SinkError:
+    detail = f"{exc.strerror or exc}"
+    if isinstance(exc, PermissionError) or exc.errno in (errno.EACCES, errno.EPERM,
+                                                          errno.EROFS):
+        return SinkError("access_denied", f"no permission to {what} {path} (10002): {detail}; "
+                                          "fix the directory's owner or mode, then retry",
+                         detail=detail)
+    if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.EEXIST, errno.ENAMETOOLONG):
+        return SinkError("invalid", f"cannot {what} {path} (10003): {detail}; a file and a "
+                                    "directory share this name", detail=detail)
+    # Out of space, I/O errors and the like: worth retrying once someone has made room.
+    return SinkError("other", f"cannot {what} {path} (10003): {detail}", transient=True,
+                     detail=detail)
+
+
+class LocalWriter:
+    def __init__(self, bucket: str, key: str, final: Path) -> None:
+        self.bucket, self.key, self.final = bucket, key, final
+        self._digests = Digests()
+        self._done = False
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=final.parent, prefix=f".{final.name}.",
+                                       suffix=TEMP_SUFFIX)
+        except OSError as exc:
+            raise _os_error(exc, "create", final) from exc
+        self._tmp = Path(tmp)
+        self._file = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        if self._done:
+            raise RuntimeError(f"write to {self.key!r} after close or abort")
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            self.abort()
+            raise _os_error(exc, "write", self.final) from exc
+        self._digests.update(data)
+
+    def close(self) -> WrittenObject:
+        if self._done:
+            raise RuntimeError(f"close of {self.key!r} after close or abort")
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            os.replace(self._tmp, self.final)
+        except OSError as exc:
+            self.abort()
+            raise _os_error(exc, "write", self.final) from exc
+        self._done = True
+        # The rename is durable only once the directory entry is on disk.
+        try:
+            dir_fd = os.open(self.final.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as exc:
+            raise _os_error(exc, "sync directory of", self.final) from exc
+        return self._digests.result(self.bucket, self.key)
+
+    def abort(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._file.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> LocalWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class LocalSink:
+    """`file:///abs/dir`: bucket = sub-directory (created on demand), key = relative path."""
+
+    def __init__(self, root: Path) -> None:
+        if not root.is_absolute():
+            raise SinkError("invalid", f"local object store must be an absolute path, got "
+                                       f"{str(root)!r} (10003)")
+        self.root = root
+
+    def path_of(self, bucket: str, key: str) -> Path:
+        check_bucket(bucket)
+        check_key(key)
+        return self.root / bucket / key
+
+    def open_writer(self, bucket: str, key: str, *, content_type: str,
+                    storage_class: str = "STANDARD") -> LocalWriter:
+        # A directory has no content type or storage class; both are accepted and ignored so
+        # a shipper behaves the same on either sink.
+        del content_type, storage_class
+        return LocalWriter(bucket, key, self.path_of(bucket, key))
+
+    def describe(self) -> str:
+        return f"local directory {self.root}"
