@@ -266,7 +266,12 @@ def modify(ctx: Context, shipper_id: str, api: Api, changes: dict[str, Any],
         if row is None:
             raise ServiceError(Kinds.SHIPPER_NOT_EXIST, f"shipper {shipper_id!r} does not exist")
         current = ShipperConfig.from_dict(row.config)
-        updated = validate(dataclasses.replace(current, **changes), api,
+        # max_size is the one rule that differs between the APIs (legacy 100-256, API 3.0
+        # 5-256). A value the request does not change was valid when it was set, perhaps
+        # through the other API, so it is held to the looser bound: a shipper created with
+        # MaxSize 5 stays manageable through the legacy API.
+        rules: Api = api if "max_size" in changes else "v3"
+        updated = validate(dataclasses.replace(current, **changes), rules,
                            ctx.settings.min_interval)
         if updated.shipper_name != current.shipper_name and conn.execute(
                 select(shippers.c.shipper_id).where(
