@@ -1,0 +1,123 @@
+"""Records of a stored chunk, one batch per LogGroup.
+
+Every encoder and the filter need the same three things per record: its log time in ms, its
+contents as a dict, and its group's metadata. Reading upb attributes is the dominant cost of
+shipping (each access builds a Python object), so a group's records are read once, in tight
+comprehensions, into plain lists that the later stages share."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from operator import attrgetter
+from typing import TypeVar
+
+from google.protobuf.message import DecodeError
+
+from cls_shipper.formats.errors import CorruptChunkError
+from cls_shipper.ingest.cls_pb import LogGroupList
+from cls_shipper.timefmt import normalise_log_time_ms
+
+SOURCE = "__SOURCE__"
+FILENAME = "__FILENAME__"
+HOSTNAME = "__HOSTNAME__"
+TIMESTAMP = "__TIMESTAMP__"
+CONTENT = "__CONTENT__"  # an ordinary content key: full-text logs store their line under it
+TAG = "__TAG__"
+TAG_PREFIX = "__TAG__."  # `__TAG__.name` addresses one tag, as CLS search does
+
+# Log.time in ms lies in this range; anything outside is seconds or microseconds.
+_MS_LOW = 100_000_000_000
+_MS_HIGH = 100_000_000_000_000
+
+_KEY_VALUE = attrgetter("key", "value")
+
+M = TypeVar("M")
+
+
+@dataclass(slots=True)
+class GroupMeta:
+    """What a LogGroup says about all of its records. An empty string from the wire counts as
+    absent: proto2 cannot tell an unset field from an empty one on every SDK."""
+
+    source: str | None  # the group's source, else the uploader's IP (what CLS fills in)
+    filename: str | None
+    hostname: str | None
+    tags: dict[str, str]  # in upload order; a repeated tag key keeps its last value
+
+
+@dataclass(slots=True)
+class Batch:
+    """The records of one LogGroup; `times[i]` and `rows[i]` describe record i. Stages may
+    mutate `rows` in place (the JSON encoder adds meta fields); a batch is encoded once."""
+
+    meta: GroupMeta
+    times: list[int]  # log time, epoch ms
+    rows: list[dict[str, str]]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+def text(value: str | bytes) -> str:
+    """upb hands back `bytes` for a proto2 string that is not valid UTF-8; ship it as text
+    with U+FFFD for the bad bytes rather than fail the whole window."""
+    return value if isinstance(value, str) else value.decode("utf-8", "replace")
+
+
+def iter_batches(payload: bytes, client_ip: str) -> Iterator[Batch]:
+    """The non-empty groups of one stored chunk, in order."""
+    try:
+        message = LogGroupList.FromString(payload)
+    except DecodeError as exc:
+        raise CorruptChunkError(f"a stored chunk is not a valid LogGroupList: {exc}") from None
+    fallback_source = client_ip or None
+    for group in message.logGroupList:
+        logs = group.logs
+        if not logs:
+            continue
+        rows: list[dict[str, str]] = [dict(map(_KEY_VALUE, log.contents)) for log in logs]
+        times: list[int] = [log.time for log in logs]
+        # Nearly every chunk is uniformly in ms; check the extremes instead of every value.
+        if min(times) < _MS_LOW or max(times) >= _MS_HIGH:
+            times = list(map(normalise_log_time_ms, times))
+        tags = dict(map(_KEY_VALUE, group.logTags)) if group.logTags else {}
+        meta = GroupMeta(
+            source=text(group.source) or fallback_source,
+            filename=text(group.filename) or None,
+            hostname=text(group.hostname) or None,
+            tags={text(k): text(v) for k, v in tags.items()} if tags else tags,
+        )
+        yield Batch(meta, times, rows)
+
+
+def meta_value(meta: GroupMeta, key: str) -> tuple[bool, str | None]:
+    """(True, value-or-None) when `key` names group metadata, else (False, None)."""
+    if key == SOURCE:
+        return True, meta.source
+    if key == FILENAME:
+        return True, meta.filename
+    if key == HOSTNAME:
+        return True, meta.hostname
+    if key.startswith(TAG_PREFIX):
+        return True, meta.tags.get(key[len(TAG_PREFIX):])
+    return False, None
+
+
+def column(batch: Batch, key: str, missing: M) -> list[str | M]:
+    """Record by record, the text value of `key`, or `missing` where a record lacks it.
+
+    Reserved names (`__SOURCE__`, `__FILENAME__`, `__HOSTNAME__`, `__TIMESTAMP__` as ms,
+    `__TAG__.name`) take precedence over a content key of the same name; every other key,
+    `__CONTENT__` included, is looked up in the contents."""
+    n = len(batch.rows)
+    if key == TIMESTAMP:
+        return list(map(str, batch.times))
+    is_meta, value = meta_value(batch.meta, key)
+    if is_meta:
+        return [value if value is not None else missing] * n
+    values: list[str | M] = [row.get(key, missing) for row in batch.rows]
+    # Rare invalid UTF-8 arrives as bytes; the type scan runs in C, the repair only if needed.
+    if bytes in set(map(type, values)):
+        values = [text(v) if isinstance(v, bytes) else v for v in values]
+    return values
