@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from cls_shipper.api import v3
-from cls_shipper.api.legacy import control, shipping
+from cls_shipper.api.legacy import control, logs, shipping
 from cls_shipper.api.legacy.common import error_response
 from cls_shipper.api.middleware import RequestIdMiddleware
 from cls_shipper.config import Settings
@@ -43,6 +43,7 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
     app.add_middleware(RequestIdMiddleware)
     app.include_router(control.router)
     app.include_router(shipping.router)
+    app.include_router(logs.router)  # /structuredlog, /cursor, /log (plain Starlette routes)
     app.include_router(v3.router)  # POST / (and GET /): API 3.0
 
     @app.exception_handler(ServiceError)
