@@ -147,8 +147,13 @@ class _Relay:
         head = (f"HTTP/1.1 {self.error_status} Injected\r\nContent-Type: application/xml\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
         with contextlib.suppress(OSError):
+            # Read the request (and any upload body) until the client pauses, so it sees
+            # the error response rather than a reset while still sending.
+            conn.settimeout(0.3)
+            with contextlib.suppress(TimeoutError):
+                while conn.recv(1 << 16):
+                    pass
             conn.settimeout(5)
-            conn.recv(1 << 16)  # the request head; the body is not needed to answer
             conn.sendall(head + body)
             conn.shutdown(socket.SHUT_RDWR)
         conn.close()

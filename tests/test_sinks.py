@@ -348,6 +348,7 @@ def test_s3_endpoint_down_then_back(s3_server: S3TestServer) -> None:
     err = info.value
     assert (err.kind, err.transient, err.code) == ("unreachable", True, 10003)
     assert s3_server.endpoint in str(err) and len(str(err)) < 300
+    assert "no answer" in str(err)
     # Same sink, same cached store, same port: works again.
     writer = sink.open_writer(bucket, "k", content_type="text/plain")
     writer.write(b"after")
@@ -391,6 +392,9 @@ def test_s3_timeout_is_unreachable(s3_server: S3TestServer) -> None:
         s3_server.start()
     assert (info.value.kind, info.value.transient, info.value.code) == ("unreachable", True,
                                                                         10003)
+    # obstore's writer reports a timeout only as "error sending request"; the message names
+    # the possible causes, a timeout among them.
+    assert "timed out" in str(info.value)
 
 
 @pytest.mark.parametrize("status", [503, 500])
@@ -483,18 +487,29 @@ def test_s3_large_object_memory_is_bounded(s3_server: S3TestServer, tmp_path: Pa
     peak RSS may grow by a few parts, never by the object size."""
     bucket = _bucket(s3_server)
     script = textwrap.dedent(f"""
-        import json, resource, sys
+        import json, os
         from cls_shipper.sinks import open_sink
+
+        def rss_kib():
+            # Resident set now (Linux): sampled after every write, so a buffer that grows
+            # with the object shows; ru_maxrss would be dominated by import-time peaks.
+            pages = int(open("/proc/self/statm").read().split()[1])
+            return pages * os.sysconf("SC_PAGE_SIZE") // 1024
+
         sink = open_sink({s3_server.sink_url + "&part_size=5&concurrency=2"!r},
                          {s3_server.env!r})
-        chunk = bytes(range(256)) * 4096  # 1 MiB, reused: the test owns no big buffer
-        w = sink.open_writer({bucket!r}, "warm", content_type="x"); w.write(chunk); w.close()
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        w = sink.open_writer({bucket!r}, "warm", content_type="x")
+        w.write(b"warm" * 1024)
+        w.close()
+        base = rss_kib()
+        peak = base
         w = sink.open_writer({bucket!r}, "huge", content_type="x")
-        for _ in range(96):
-            w.write(chunk)
+        for i in range(96):
+            # A fresh 1 MiB object per write, as an encoder produces: obstore keeps
+            # references to written buffers, so reusing one object would hide buffering.
+            w.write(i.to_bytes(4, "big") * (256 * 1024))
+            peak = max(peak, rss_kib())
         obj = w.close()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         print(json.dumps({{"grow_kib": peak - base, "size": obj.size}}))
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -505,5 +520,6 @@ def test_s3_large_object_memory_is_bounded(s3_server: S3TestServer, tmp_path: Pa
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["size"] == 96 * MIB
     assert s3_server.head_object(bucket, "huge")["ContentLength"] == 96 * MIB
-    # 5 MiB parts x (2 in flight + 1 filling) = 15 MiB, plus slack for the HTTP client.
-    assert report["grow_kib"] < 48 * 1024, report
+    # 5 MiB parts x (2 in flight + 1 filling) = 15 MiB, plus slack for the HTTP client;
+    # measured ~10 MiB. Buffering the object (or 64 MiB parts) grows it by ~100 MiB.
+    assert report["grow_kib"] < 40 * 1024, report

@@ -180,7 +180,8 @@ _NETWORK_PHRASES = (
     ("connection closed", "connection closed"),
     ("broken pipe", "connection broken"),
     # The writer path reports only this line (connection refused, reset, DNS failure).
-    ("error sending request", "could not connect or send the request"),
+    ("error sending request", "no answer (connection refused or reset, timed out, or host "
+                              "not resolved)"),
     ("tcp connect error", "connect failed"),
     ("invalid certificate", "TLS certificate rejected"),
     ("certificate", "TLS certificate problem"),
@@ -207,9 +208,12 @@ def classify(exc: Exception, *, bucket: str, key: str, where: str) -> SinkError:
         if s3_msg_match:
             detail += f": {s3_msg_match.group(1)}"
     else:
-        lowered = text.lower()
+        # obstore's debug text always lists its retry_timeout setting; not a timeout.
+        lowered = re.sub(r"retry_timeout: [^,\n]*", "", text).lower()
         reason = next((label for phrase, label in _NETWORK_PHRASES if phrase in lowered), None)
-        detail = f"{method}: {reason}" if reason else _short(text)
+        # No method here: after a failed part obstore's own abort (DELETE) is what reports
+        # the connection failure, which would mislead.
+        detail = reason or _short(text)
 
     if s3_code == "NoSuchBucket":
         return SinkError("bucket_missing", f"bucket '{bucket}' does not exist at {where} "
@@ -236,7 +240,7 @@ def classify(exc: Exception, *, bucket: str, key: str, where: str) -> SinkError:
     if status is not None and (status >= 500 or status == 429 or s3_code in _THROTTLE_CODES):
         return SinkError("other", f"object storage at {where} failed (10003): {detail}; "
                                   "will retry", transient=True, detail=detail)
-    if status is None and detail != _short(text):
+    if status is None and detail != _short(text):  # a recognised connection failure
         return SinkError("unreachable", f"object storage at {where} is unreachable (10003): "
                                         f"{detail}; will retry", detail=detail)
     if "credential" in text.lower():
