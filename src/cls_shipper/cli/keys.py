@@ -18,7 +18,8 @@ app = typer.Typer(no_args_is_help=True, help="Manage access keys (SecretId/Secre
 console = Console()
 
 
-def _db(data_dir: DataDir, config: ConfigFile, database_url: DatabaseUrl) -> tuple[Database, object]:
+def _db(data_dir: DataDir, config: ConfigFile,
+        database_url: DatabaseUrl) -> tuple[Database, object]:
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
     return open_database(settings.db_url), settings.zone
 

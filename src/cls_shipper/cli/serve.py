@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -10,11 +12,14 @@ import typer
 import uvicorn
 from rich.console import Console
 
+from cls_shipper import demo as demo_module
 from cls_shipper.api.app import create_app
 from cls_shipper.auth import keys as key_store
 from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
+from cls_shipper.client import find_credentials
 from cls_shipper.config import Settings
 from cls_shipper.service import Context
+from cls_shipper.shipping.runtime import Engine
 from cls_shipper.store import open_database
 
 console = Console(stderr=True)
@@ -61,12 +66,33 @@ def serve(
                                        "shipped every few seconds.")] = False,
 ) -> None:
     """Run the cls-shipper server."""
+    if demo and min_interval is None:
+        min_interval = demo_module.DEMO_INTERVAL
     settings = settings_from(config, host=host, port=port, data_dir=data_dir, timezone=timezone,
                              min_interval=min_interval, database_url=database_url,
                              object_store=object_store, role=role, workers=workers)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo's requests are noise
     ctx = prepare(settings)
-    app = create_app(settings, ctx)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                access_log=False)
+    engine = Engine(settings, ctx.db)
+    stop = threading.Event()
+    engine.start()
+    try:
+        if settings.role in ("all", "api"):
+            if demo:
+                secret_id, secret_key = find_credentials(settings.secret_id, settings.secret_key,
+                                                         settings.data_dir)
+                threading.Thread(target=demo_module.run, daemon=True, name="demo",
+                                 args=(settings, secret_id, secret_key, stop)).start()
+            app = create_app(settings, ctx)
+            uvicorn.run(app, host=settings.host, port=settings.port,
+                        log_level=settings.log_level, access_log=False)
+        else:
+            # A worker or scheduler node has no HTTP surface: run until told to stop.
+            signal.signal(signal.SIGTERM, lambda *_: stop.set())
+            signal.signal(signal.SIGINT, lambda *_: stop.set())
+            stop.wait()
+    finally:
+        stop.set()
+        engine.stop()

@@ -1,0 +1,154 @@
+"""A worker: claims a task, streams its window from the log store through the encoder into
+the sink, and records the outcome in the ledger. Keys and bytes are deterministic, so a
+task that runs again (after a crash, a lost lease or a retry) overwrites, never duplicates."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from cls_shipper.formats.window import PartWriter, content_type, encode_window, file_extension
+from cls_shipper.ingest.decode import decompress
+from cls_shipper.service.shipper_config import ShipperConfig
+from cls_shipper.shipping import queue
+from cls_shipper.shipping.objects import object_key, resolve_zone
+from cls_shipper.sinks import Sink, SinkError
+from cls_shipper.store import Database
+from cls_shipper.store.logs import read_window
+from cls_shipper.timefmt import now_ms
+
+log = logging.getLogger("cls_shipper.worker")
+
+
+@dataclass
+class _WindowReader:
+    """Feeds the encoder and remembers the offsets it saw."""
+
+    db: Database
+    task: queue.Claimed
+    first_offset: int | None = None
+    last_offset: int | None = None
+    chunks: int = field(default=0)
+
+    def payloads(self) -> Iterator[tuple[bytes, str]]:
+        for chunk in read_window(self.db, self.task.topic_id, self.task.range_start_ms,
+                                 self.task.range_end_ms):
+            if self.first_offset is None:
+                self.first_offset = chunk.first_offset
+            self.last_offset = chunk.first_offset + chunk.record_count - 1
+            self.chunks += 1
+            yield decompress(chunk.codec, chunk.payload, chunk.raw_size), chunk.client_ip
+
+
+class TaskFailure(Exception):
+    def __init__(self, message: str, transient: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+
+
+def ship(db: Database, sink: Sink, task: queue.Claimed,
+         max_part_raw_bytes: int | None = None) -> queue.Outcome:
+    """Ship one task's window; raises TaskFailure with a message a user can act on."""
+    config = ShipperConfig.from_dict(task.config)
+    zone = resolve_zone(config.time_zone)
+    extension = file_extension(config)
+    reader = _WindowReader(db, task)
+    written: list[Any] = []
+
+    def open_part(index: int) -> PartWriter:
+        key = object_key(shipper_id=task.shipper_id, prefix=config.prefix,
+                         partition=config.partition, zone=zone,
+                         range_start_ms=task.range_start_ms, part=index, extension=extension,
+                         filename_mode=config.filename_mode,
+                         first_offset=reader.first_offset or 0)
+        writer: PartWriter = sink.open_writer(config.bucket, key,
+                                              content_type=content_type(config),
+                                              storage_class=config.storage_type)
+        return writer
+
+    try:
+        result = encode_window(reader.payloads(), config, open_part, max_part_raw_bytes)
+    except SinkError as exc:
+        raise TaskFailure(str(exc), exc.transient) from exc
+    for part in result.parts:
+        obj = part.written
+        written.append({"key": obj.key, "size": obj.size, "md5": obj.md5, "sha256": obj.sha256,
+                        "records": part.records, "raw_bytes": part.raw_bytes})
+    return queue.Outcome(
+        records=result.records, records_filtered=result.records_filtered,
+        bytes_in=result.raw_bytes, bytes_out=result.out_bytes,
+        first_offset=reader.first_offset, last_offset=reader.last_offset, objects=written)
+
+
+class _LeaseKeeper(threading.Thread):
+    """Renews the lease while a task runs, so a long window is not taken over."""
+
+    def __init__(self, db: Database, task: queue.Claimed, lease_ms: int) -> None:
+        super().__init__(daemon=True, name=f"lease-{task.task_id[:8]}")
+        self.db, self.task, self.lease_ms = db, task, lease_ms
+        self.done = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        while not self.done.wait(self.lease_ms / 3000):
+            try:
+                if not queue.renew(self.db, self.task, now_ms(), self.lease_ms):
+                    self.lost = True
+                    return
+            except Exception:
+                log.warning("lease renewal failed for %s", self.task.task_id, exc_info=True)
+
+
+@dataclass
+class WorkerSettings:
+    lease_ms: int
+    max_attempts: int
+    retry_base_ms: int
+    poll_seconds: float = 0.5
+
+
+def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings) -> bool:
+    """Claim and run one due task; False when there was none."""
+    task = queue.claim(db, worker_id, now_ms(), settings.lease_ms)
+    if task is None:
+        return False
+    keeper = _LeaseKeeper(db, task, settings.lease_ms)
+    keeper.start()
+    try:
+        outcome = ship(db, sink, task)
+    except TaskFailure as exc:
+        keeper.done.set()
+        status = queue.fail(db, task, now_ms(), exc.message, transient=exc.transient,
+                            max_attempts=settings.max_attempts,
+                            retry_base_ms=settings.retry_base_ms)
+        log.warning("task %s (%s) attempt %d: %s -> %s", task.task_id, task.shipper_id,
+                    task.attempts, exc.message, status or "lease lost")
+        return True
+    except Exception as exc:
+        keeper.done.set()
+        log.exception("task %s failed unexpectedly", task.task_id)
+        queue.fail(db, task, now_ms(), f"internal error (10003): {type(exc).__name__}: {exc}",
+                   transient=True, max_attempts=settings.max_attempts,
+                   retry_base_ms=settings.retry_base_ms)
+        return True
+    keeper.done.set()
+    if not queue.succeed(db, task, now_ms(), outcome):
+        log.warning("task %s finished after its lease was lost; the new owner's outcome "
+                    "stands (objects are identical)", task.task_id)
+    return True
+
+
+def run_loop(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,
+             stop: threading.Event) -> None:
+    while not stop.is_set():
+        try:
+            busy = run_one(db, sink, worker_id, settings)
+        except Exception:
+            log.exception("worker %s: claim failed; retrying", worker_id)
+            busy = False
+        if not busy:
+            stop.wait(settings.poll_seconds)
