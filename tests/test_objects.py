@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 
 from cls_shipper.shipping.objects import object_key, resolve_zone, window_token
@@ -43,7 +44,7 @@ def test_shipping_time_names() -> None:
 def test_windows_are_contiguous_aligned_and_bounded() -> None:
     windows = list(next_windows(START, 300, START + 1_000_000, limit=100))
     assert windows[0] == (START, START + 300_000)
-    assert all(a[1] == b[0] for a, b in zip(windows, windows[1:], strict=False))
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(windows))
     assert windows[-1][1] <= START + 1_000_000 and len(windows) == 3
     # After an interval change the first window ends on the new grid.
     changed = list(next_windows(START + 300_000, 600, START + 2_000_000, limit=2))
