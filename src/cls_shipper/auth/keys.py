@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import insert, select, update
 
-from cls_shipper.errors import ServiceError, invalid
+from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.store import Database
 from cls_shipper.store.schema import access_keys
 from cls_shipper.timefmt import now_ms
@@ -33,7 +33,8 @@ def _new_pair() -> tuple[str, str]:
     return secret_id, secret_key
 
 
-def create_key(db: Database, description: str = "", pair: tuple[str, str] | None = None) -> AccessKey:
+def create_key(db: Database, description: str = "",
+               pair: tuple[str, str] | None = None) -> AccessKey:
     secret_id, secret_key = pair or _new_pair()
     if not secret_id or not secret_key or len(secret_id) > 64 or len(secret_key) > 128:
         raise invalid("SecretId/SecretKey must be 1-64 / 1-128 characters")
@@ -65,11 +66,11 @@ def set_enabled(db: Database, secret_id: str, enabled: bool) -> None:
         result = conn.execute(update(access_keys).where(access_keys.c.secret_id == secret_id)
                               .values(enabled=enabled))
     if result.rowcount == 0:
-        from cls_shipper.errors import Kinds
         raise ServiceError(Kinds.SECRET_ID_NOT_FOUND, f"no key {secret_id!r}")
 
 
-def ensure_root_key(db: Database, secret_id: str | None, secret_key: str | None) -> AccessKey | None:
+def ensure_root_key(db: Database, secret_id: str | None,
+                    secret_key: str | None) -> AccessKey | None:
     """Install the configured root key, or generate one when no key exists at all.
     Returns the key when one was generated (the caller prints how to use it)."""
     if secret_id and secret_key:

@@ -111,7 +111,8 @@ def parse_authorization(value: str | None) -> ParsedAuthorization:
     for part in value.strip().split("&"):
         key, sep, val = part.partition("=")
         if not sep:
-            raise ServiceError(Kinds.INVALID_AUTHORIZATION, f"malformed Authorization part {part!r}")
+            raise ServiceError(Kinds.INVALID_AUTHORIZATION,
+                               f"malformed Authorization part {part!r}")
         fields[key.strip()] = val.strip()
     absent = [name for name in FIELDS if name not in fields]
     if absent:

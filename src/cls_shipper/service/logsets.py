@@ -35,7 +35,8 @@ def _check_name(name: Any) -> str:
 
 
 def _check_period(period: Any) -> int:
-    if isinstance(period, bool) or not isinstance(period, int) or not 1 <= period <= MAX_PERIOD_DAYS:
+    if isinstance(period, bool) or not isinstance(period, int) \
+            or not 1 <= period <= MAX_PERIOD_DAYS:
         raise invalid(f"period must be a whole number of days from 1 to {MAX_PERIOD_DAYS}")
     return period
 

@@ -8,7 +8,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from cls_shipper.formats.window import PartWriter, content_type, encode_window, file_extension
 from cls_shipper.ingest.decode import decompress
@@ -16,6 +16,7 @@ from cls_shipper.service.shipper_config import ShipperConfig
 from cls_shipper.shipping import queue
 from cls_shipper.shipping.objects import object_key, resolve_zone
 from cls_shipper.sinks import Sink, SinkError
+from cls_shipper.sinks.base import WrittenObject
 from cls_shipper.store import Database
 from cls_shipper.store.logs import read_window
 from cls_shipper.timefmt import now_ms
@@ -75,7 +76,7 @@ def ship(db: Database, sink: Sink, task: queue.Claimed,
     except SinkError as exc:
         raise TaskFailure(str(exc), exc.transient) from exc
     for part in result.parts:
-        obj = part.written
+        obj = cast(WrittenObject, part.written)
         written.append({"key": obj.key, "size": obj.size, "md5": obj.md5, "sha256": obj.sha256,
                         "records": part.records, "raw_bytes": part.raw_bytes})
     return queue.Outcome(

@@ -92,7 +92,8 @@ async def create_topic(request: Request) -> Response:
     body = await read_json(request, TOPIC_CREATE_FIELDS)
     new = await run(
         topics.create, context(request), body.get("logset_id", str, required=True),
-        body.get("topic_name", required=True), partition_count=body.get("partition_count", default=1),
+        body.get("topic_name", required=True),
+        partition_count=body.get("partition_count", default=1),
         path=body.get("path", default=""), wild_path=body.get("wild_path", default=""),
         log_type=body.get("log_type", default="minimalist_log"),
         extract_rule=body.get("extract_rule"), collection=body.get("collection", default=True))
