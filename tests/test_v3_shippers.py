@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, insert
+from sqlalchemy import create_engine, insert, select
 
-from cls_shipper.store.schema import tasks
+from cls_shipper.store.schema import shippers, tasks
 from tests.support import ApiError, LegacyClient, ServerProcess
 from tests.test_v3_support import Sdk
 
@@ -51,18 +51,23 @@ def v3_topic(sdk: Sdk) -> str:
 def insert_task(server: ServerProcess, shipper_id: str, topic_id: str, status: str,
                 range_start_ms: int, interval_s: int = 900) -> str:
     """A ledger row written straight into the server's SQLite, for windows the scheduler never
-    cuts (before the shipper's first window), so these tests do not need the engine."""
+    cuts (before the shipper's first window), so these tests do not need the engine. With the
+    engine running, a `wait` row is due only tomorrow so no worker claims it meanwhile, and
+    rows carry the shipper's real config so a retried one ships (an empty window)."""
     engine = create_engine(f"sqlite:///{Path(server.data_dir) / 'cls-shipper.db'}")
     task_id = str(uuid.uuid4())
     now = int(time.time() * 1000)
     with engine.begin() as conn:
+        config = conn.execute(select(shippers.c.config)
+                              .where(shippers.c.shipper_id == shipper_id)).scalar_one()
         conn.execute(insert(tasks).values(
             task_id=task_id, shipper_id=shipper_id, topic_id=topic_id,
             range_start_ms=range_start_ms, range_end_ms=range_start_ms + interval_s * 1000,
             status=status, message={"failed": "bucket does not exist"}.get(status, status),
             created_ms=now - 60_000, run_start_ms=now - 60_000,
             run_end_ms=None if status in ("wait", "running") else now - 30_000,
-            config={}, attempts=1, next_attempt_ms=now))
+            config=config, attempts=1,
+            next_attempt_ms=now + 86_400_000 if status == "wait" else now))
     engine.dispose()
     return task_id
 

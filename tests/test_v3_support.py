@@ -47,6 +47,50 @@ print(json.dumps(out))
 """
 
 
+UPLOAD_SCRIPT = r"""
+import json, time
+import lz4.block
+from tencentcloud.common import credential
+from tencentcloud.common.exception.tencent_cloud_sdk_exception import TencentCloudSDKException
+from tencentcloud.common.profile.client_profile import ClientProfile
+from tencentcloud.common.profile.http_profile import HttpProfile
+from tencentcloud.cls.v20201016 import cls_client, models
+from tencentcloud.log import cls_pb2
+
+groups = cls_pb2.LogGroupList()
+group = groups.logGroupList.add()
+group.source = "10.0.0.1"
+for i in range(ARGS["count"]):
+    log = group.logs.add()
+    log.time = int(time.time() * 1000)
+    for key, value in (("n", str(i)), ("msg", "hello %d" % i)):
+        content = log.contents.add()
+        content.key, content.value = key, value
+cred = credential.Credential(ARGS["secret_id"], ARGS["secret_key"])
+http = HttpProfile(endpoint=ARGS["endpoint"], protocol="http")
+client = cls_client.ClsClient(cred, "ap-guangzhou", ClientProfile(httpProfile=http))
+req = models.UploadLogRequest()
+req.TopicId = ARGS["topic_id"]
+req.CompressType = "lz4"
+body = lz4.block.compress(groups.SerializeToString(), store_size=False)
+if ARGS.get("garble"):
+    body = b"not lz4 at all"
+try:
+    print(json.dumps({"ok": json.loads(client.UploadLog(req, body).to_json_string())}))
+except TencentCloudSDKException as e:
+    print(json.dumps({"code": e.get_code(), "message": e.get_message()}))
+"""
+
+
+def upload_logs(server: ServerProcess, topic_id: str, count: int,
+                garble: bool = False) -> dict[str, Any]:
+    """UploadLog through the SDK: a LogGroupList of `count` logs, lz4-compressed."""
+    result: dict[str, Any] = run_sdk_script(UPLOAD_SCRIPT, {
+        "endpoint": f"127.0.0.1:{server.port}", "secret_id": SECRET_ID,
+        "secret_key": SECRET_KEY, "topic_id": topic_id, "count": count, "garble": garble})
+    return result
+
+
 class SdkError(Exception):
     def __init__(self, result: dict[str, Any]) -> None:
         super().__init__(f"{result['code']}: {result['message']}")

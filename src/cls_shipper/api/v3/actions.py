@@ -3,15 +3,14 @@ in the documented output structure (spec §7.2-§7.10). No rule lives here."""
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
 from cls_shipper.api.v3 import params as p
-from cls_shipper.errors import ErrorKind, Kinds, ServiceError, invalid
-from cls_shipper.service import Context, logsets, shippers, tasks, topics
+from cls_shipper.errors import ErrorKind, ServiceError, invalid
+from cls_shipper.service import Context, ingest, logsets, shippers, tasks, topics
 from cls_shipper.service.shipper_config import (
     ContentInfo,
     FilterRule,
@@ -338,26 +337,21 @@ def retry_shipper_task(call: Call, q: p.RetryShipperTask) -> dict[str, Any]:
 
 # ---- upload ----
 
-def upload_log(call: Call, q: p.UploadLog) -> dict[str, Any]:
-    # The ingest service is being written alongside this adapter; until it lands the action
-    # answers UnsupportedOperation instead of failing at import time. Replace with a plain
-    # `from cls_shipper.service import ingest` once it exists.
-    try:
-        ingest: Any = importlib.import_module("cls_shipper.service.ingest")
-    except ModuleNotFoundError:
-        raise ServiceError(Kinds.NOT_SUPPORTED,
-                           "UploadLog is not available in this build") from None
+async def upload_log(call: Call, q: p.UploadLog) -> dict[str, Any]:
     # UploadLog's body is always a protobuf LogGroupList; the SDK labels it octet-stream.
-    ingest.upload(call.ctx, q.TopicId, call.body, "application/x-protobuf",
-                  q.CompressType or "", call.client_ip)
+    await ingest.upload(call.ctx, q.TopicId, call.body, "application/x-protobuf",
+                        q.CompressType, call.client_ip)
     return {}
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
     model: type[p.Params]
-    handler: Callable[[Call, Any], dict[str, Any]]
+    handler: Callable[[Call, Any], Any]  # returns the output fields (a dict)
     from_headers: bool = False  # parameters in X-CLS-* headers, body is data
+    # A coroutine run on the event loop (the ingest service group-commits there); the other
+    # handlers block on the database and run in the thread pool.
+    on_loop: bool = False
 
 
 ACTIONS: dict[str, Action] = {
@@ -375,5 +369,5 @@ ACTIONS: dict[str, Action] = {
     "DeleteShipper": Action(p.DeleteShipper, delete_shipper),
     "DescribeShipperTasks": Action(p.DescribeShipperTasks, describe_shipper_tasks),
     "RetryShipperTask": Action(p.RetryShipperTask, retry_shipper_task),
-    "UploadLog": Action(p.UploadLog, upload_log, from_headers=True),
+    "UploadLog": Action(p.UploadLog, upload_log, from_headers=True, on_loop=True),
 }

@@ -86,7 +86,12 @@ async def _handle(request: Request) -> dict[str, Any]:
         raise ServiceError(Kinds.ROUTE_NOT_FOUND, f"the action {name!r} does not exist")
     parsed = params.parse(action.model, _raw_params(request, action, body))
     client_ip = request.client.host if request.client else ""
-    return await run(action.handler, Call(ctx, body, client_ip), parsed)
+    call = Call(ctx, body, client_ip)
+    if action.on_loop:
+        result: dict[str, Any] = await action.handler(call, parsed)
+        return result
+    done: dict[str, Any] = await run(action.handler, call, parsed)
+    return done
 
 
 def _raw_params(request: Request, action: Action, body: bytes) -> Any:
