@@ -1,10 +1,12 @@
 """JSON lines (spec §8.3, §7.8 JsonInfo): one JSON object per record, one record per line.
 
-Each object holds the record's content keys in upload order, then the chosen meta fields in
-the configured order (`__TIMESTAMP__` as integer ms, `__SOURCE__`, `__FILENAME__`,
-`__HOSTNAME__`; "" when the group has no filename or hostname), then `__TAG__` as an object
-of the group's tags when tags are enabled. Meta fields win over a content key of the same
-name, so the object never has duplicate keys.
+Each object holds the record's content keys and the chosen meta fields (`__TIMESTAMP__` as
+integer ms, `__SOURCE__`, `__FILENAME__`, `__HOSTNAME__`; "" when the group has no filename
+or hostname), plus `__TAG__` as an object of the group's tags when tags are enabled. Meta
+fields win over a content key of the same name, so an object never has duplicate keys.
+Keys are sorted by code point (the meta fields therefore come before lower-case keys):
+records.py explains why upload order is not available, and sorting makes every object's
+bytes a function of its content alone.
 
 JsonType 0 writes every content value as a JSON string. JsonType 1 embeds a value whose text
 starts with `{` or `[` and parses as JSON, verbatim (so large integers and exact decimals
@@ -30,7 +32,7 @@ from cls_shipper.formats.records import (
 )
 from cls_shipper.service.shipper_config import JsonInfo
 
-_NEWLINE = orjson.OPT_APPEND_NEWLINE
+_OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SORT_KEYS
 _OPENERS = ("{", "[")
 
 
@@ -56,26 +58,25 @@ class JsonLinesEncoder:
         self._tags = info.enable_tag
         self._structured = info.json_type == 1
 
-    def _template(self, meta: GroupMeta) -> dict[str, Any]:
-        """The meta fields of a group, in output order; `__TIMESTAMP__` is a placeholder that
-        keeps its position when each record sets it."""
+    def _meta(self, meta: GroupMeta) -> dict[str, Any]:
+        """The group-constant meta fields (everything but `__TIMESTAMP__`)."""
         out: dict[str, Any] = {}
         for name in self._fields:
-            if name == TIMESTAMP:
-                out[name] = 0
-            elif name == SOURCE:
+            if name == SOURCE:
                 out[name] = meta.source or ""
             elif name == FILENAME:
                 out[name] = meta.filename or ""
             elif name == HOSTNAME:
                 out[name] = meta.hostname or ""
         if self._tags:
-            out[TAG] = meta.tags
+            # A Fragment rather than a dict: record dicts then hold no container, so CPython
+            # leaves them untracked by the cyclic GC.
+            out[TAG] = orjson.Fragment(orjson.dumps(meta.tags, option=orjson.OPT_SORT_KEYS))
         return out
 
     def encode(self, batch: Batch) -> list[bytes]:
-        """One encoded line per record. Adds the meta fields to `batch.rows` in place."""
-        template = self._template(batch.meta)
+        """One encoded line per record. Adds fields to `batch.rows` in place."""
+        meta = self._meta(batch.meta)
         rows = batch.rows
         if self._structured:
             for row in rows:
@@ -83,7 +84,7 @@ class JsonLinesEncoder:
                     # Replacing values of existing keys while iterating is allowed.
                     row[key] = _structured(value) if isinstance(value, str) else value
         try:
-            return self._dump(rows, batch.times, template)
+            return self._dump(rows, batch.times, meta)
         except orjson.JSONEncodeError:
             # Invalid UTF-8 from the wire arrives as bytes (see records.text); repair the
             # batch and try again rather than paying for a type check on every value.
@@ -93,28 +94,32 @@ class JsonLinesEncoder:
                 for key, value in row.items():
                     if isinstance(value, bytes):
                         row[key] = _structured(text(value)) if self._structured else text(value)
-            return self._dump(rows, batch.times, template)
+            return self._dump(rows, batch.times, meta)
 
-    @staticmethod
-    def _dump(rows: list[dict[str, Any]], times: list[int],
-              template: dict[str, Any]) -> list[bytes]:
+    def _dump(self, rows: list[dict[str, Any]], times: list[int],
+              meta: dict[str, Any]) -> list[bytes]:
         dumps = orjson.dumps
-        # The three loops differ only in what they add; kept apart because this is the
-        # hottest loop of the shipper and a per-record branch costs measurably.
-        out: list[bytes]
-        if TIMESTAMP in template:
-            out = []
-            append = out.append
-            for row, ms in zip(rows, times, strict=True):
-                row.update(template)
+        stamp = TIMESTAMP in self._fields
+        if not meta:
+            if stamp:
+                for row, ms in zip(rows, times, strict=True):
+                    row[TIMESTAMP] = ms
+            return [dumps(row, option=_OPTIONS) for row in rows]
+        # The group-constant fields are serialised once and spliced in front of each record's
+        # own serialisation (`{"__SOURCE__":…,` + `"__TIMESTAMP__":…,"key":…}`): adding them
+        # to every dict costs more than encoding the record. The object is still sorted unless
+        # a content key sorts before `__TIMESTAMP__`; it is deterministic either way.
+        prefix = dumps(meta, option=orjson.OPT_SORT_KEYS)[:-1] + b","
+        names = frozenset(meta)
+        out: list[bytes] = []
+        append = out.append
+        for row, ms in zip(rows, times, strict=True):
+            if stamp:
                 row[TIMESTAMP] = ms
-                append(dumps(row, option=_NEWLINE))
-            return out
-        if template:
-            out = []
-            append = out.append
-            for row in rows:
-                row.update(template)
-                append(dumps(row, option=_NEWLINE))
-            return out
-        return [dumps(row, option=_NEWLINE) for row in rows]
+            if row and names.isdisjoint(row):
+                append(prefix + dumps(row, option=_OPTIONS)[1:])
+            else:
+                # Empty record, or a content key named like a meta field: meta wins.
+                row.update(meta)
+                append(dumps(row, option=_OPTIONS))
+        return out

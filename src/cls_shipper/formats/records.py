@@ -3,19 +3,28 @@
 Every encoder and the filter need the same three things per record: its log time in ms, its
 contents as a dict, and its group's metadata. Reading upb attributes is the dominant cost of
 shipping (each access builds a Python object), so a group's records are read once, in tight
-comprehensions, into plain lists that the later stages share."""
+comprehensions, into plain lists that the later stages share.
+
+Chunks are parsed with a read-only view of the CLS schema in which `Log.contents` and
+`LogGroup.logTags` are `map<string, string>`. The wire format is identical (a map entry is a
+message with key = 1 and value = 2, exactly like `Log.Content` and `LogTag`), and turning a
+map into a dict needs no wrapper object per Content: measured 3.2 µs instead of 5.4 µs per
+12-field record, the largest single cost of shipping. The price is that the
+upload order of a record's keys is lost (upb iterates maps in a per-process hash order), so
+encoders that care about key order sort keys. A repeated key keeps its last value, as a dict
+built from the Content list would."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import TypeVar
+from typing import Any, TypeVar
 
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from cls_shipper.formats.errors import CorruptChunkError
-from cls_shipper.ingest.cls_pb import LogGroupList
 from cls_shipper.timefmt import normalise_log_time_ms
 
 SOURCE = "__SOURCE__"
@@ -30,9 +39,48 @@ TAG_PREFIX = "__TAG__."  # `__TAG__.name` addresses one tag, as CLS search does
 _MS_LOW = 100_000_000_000
 _MS_HIGH = 100_000_000_000_000
 
-_KEY_VALUE = attrgetter("key", "value")
+def _read_schema() -> descriptor_pb2.FileDescriptorProto:
+    """The CLS messages of cls_pb, restricted to what shipping reads, with maps (see above).
+    Field numbers are the SDKs' (spec §5.3); fields not declared here are skipped."""
+    f = descriptor_pb2.FieldDescriptorProto
+    file = descriptor_pb2.FileDescriptorProto(name="cls_shipper_read.proto",
+                                              package="cls_read", syntax="proto2")
+
+    def add(message: descriptor_pb2.DescriptorProto, name: str, number: int, kind: int,
+            label: int = f.LABEL_OPTIONAL, type_name: str = "") -> None:
+        field = message.field.add(name=name, number=number, type=kind, label=label)
+        if type_name:
+            field.type_name = type_name
+
+    def string_map(message: descriptor_pb2.DescriptorProto, name: str, number: int) -> None:
+        entry = message.nested_type.add(name=name.capitalize() + "Entry")
+        entry.options.map_entry = True
+        add(entry, "key", 1, f.TYPE_STRING)
+        add(entry, "value", 2, f.TYPE_STRING)
+        add(message, name, number, f.TYPE_MESSAGE, f.LABEL_REPEATED,
+            f".cls_read.{message.name}.{entry.name}")
+
+    log = file.message_type.add(name="Log")
+    add(log, "time", 1, f.TYPE_INT64)
+    string_map(log, "contents", 2)
+    group = file.message_type.add(name="LogGroup")
+    add(group, "logs", 1, f.TYPE_MESSAGE, f.LABEL_REPEATED, ".cls_read.Log")
+    add(group, "filename", 3, f.TYPE_STRING)
+    add(group, "source", 4, f.TYPE_STRING)
+    string_map(group, "logTags", 5)
+    add(group, "hostname", 6, f.TYPE_STRING)
+    group_list = file.message_type.add(name="LogGroupList")
+    add(group_list, "logGroupList", 1, f.TYPE_MESSAGE, f.LABEL_REPEATED, ".cls_read.LogGroup")
+    return file
+
+
+_pool = descriptor_pool.DescriptorPool()
+_pool.Add(_read_schema())
+_LogGroupList: Any = message_factory.GetMessageClass(
+    _pool.FindMessageTypeByName("cls_read.LogGroupList"))
 
 M = TypeVar("M")
+_CONTENTS = attrgetter("contents")
 
 
 @dataclass(slots=True)
@@ -43,7 +91,7 @@ class GroupMeta:
     source: str | None  # the group's source, else the uploader's IP (what CLS fills in)
     filename: str | None
     hostname: str | None
-    tags: dict[str, str]  # in upload order; a repeated tag key keeps its last value
+    tags: dict[str, str]  # a repeated tag key keeps its last value; order is not kept
 
 
 @dataclass(slots=True)
@@ -68,7 +116,7 @@ def text(value: str | bytes) -> str:
 def iter_batches(payload: bytes, client_ip: str) -> Iterator[Batch]:
     """The non-empty groups of one stored chunk, in order."""
     try:
-        message = LogGroupList.FromString(payload)
+        message = _LogGroupList.FromString(payload)
     except DecodeError as exc:
         raise CorruptChunkError(f"a stored chunk is not a valid LogGroupList: {exc}") from None
     fallback_source = client_ip or None
@@ -76,12 +124,15 @@ def iter_batches(payload: bytes, client_ip: str) -> Iterator[Batch]:
         logs = group.logs
         if not logs:
             continue
-        rows: list[dict[str, str]] = [dict(map(_KEY_VALUE, log.contents)) for log in logs]
+        # A comprehension over the map: dict(map) would go through collections.abc's
+        # Python-level keys()/__iter__ (measured 3.2 µs against 3.9 µs per record).
+        rows: list[dict[str, str]] = [{k: m[k] for k in m} for m in map(_CONTENTS, logs)]
         times: list[int] = [log.time for log in logs]
         # Nearly every chunk is uniformly in ms; check the extremes instead of every value.
         if min(times) < _MS_LOW or max(times) >= _MS_HIGH:
             times = list(map(normalise_log_time_ms, times))
-        tags = dict(map(_KEY_VALUE, group.logTags)) if group.logTags else {}
+        tag_map = group.logTags
+        tags = {k: tag_map[k] for k in tag_map} if tag_map else {}
         meta = GroupMeta(
             source=text(group.source) or fallback_source,
             filename=text(group.filename) or None,
