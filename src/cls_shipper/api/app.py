@@ -41,9 +41,10 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
                   openapi_url=None)
     app.state.ctx = ctx
     app.add_middleware(RequestIdMiddleware)
+    # First: upload is the hot path and routes are matched in order.
+    app.include_router(logs.router)  # /structuredlog, /cursor, /log (plain Starlette routes)
     app.include_router(control.router)
     app.include_router(shipping.router)
-    app.include_router(logs.router)  # /structuredlog, /cursor, /log (plain Starlette routes)
     app.include_router(v3.router)  # POST / (and GET /): API 3.0
 
     @app.exception_handler(ServiceError)

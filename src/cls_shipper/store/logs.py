@@ -120,7 +120,11 @@ def _append_in(conn: Connection, is_sqlite: bool,
             results[i] = Appended(topic_id, offset, chunk.record_count, head.last_ingest_ms)
             offset += chunk.record_count
     if rows:
-        conn.execute(insert(log_chunks), rows)
+        # One multi-row INSERT rather than executemany: the driver releases and re-takes the
+        # GIL around every statement step, and each re-take can wait behind the event loop's
+        # decoding; one statement keeps a commit to a handful of hand-offs.
+        for start in range(0, len(rows), 256):
+            conn.execute(insert(log_chunks).values(rows[start:start + 256]))
     return [r for r in results if r is not None]
 
 

@@ -1,0 +1,187 @@
+"""Ingest throughput: CLS uploads (protobuf + lz4 bodies of 1,000 nginx-style logs, as the
+official SDK sends them) through HTTP into a running server, beside the decode-only rate
+(decompress + protobuf parse) of the same bodies in the same run.
+
+    .venv/bin/python bench/ingest.py [--seconds 5] [--connections 4] [--endpoint URL]
+
+Without --endpoint a server is started on a temporary data dir (`serve --workers 0`). The
+client is a minimal asyncio HTTP/1.1 keep-alive client sending pre-signed requests (the
+q-sign signature does not cover the body), so the client's own CPU stays small on a 2-core
+machine and the figure is the server's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.support import SECRET_ID, SECRET_KEY, LegacyClient, ServerProcess  # noqa: E402
+
+from cls_shipper.auth import qsign  # noqa: E402
+from cls_shipper.ingest import cls_pb  # noqa: E402
+from cls_shipper.ingest.decode import compress_lz4, decode_upload, decompress  # noqa: E402
+
+AGENTS = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+          "Chrome/120.0.0.0 Safari/537.36",
+          "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.1 Mobile/15E148 Safari/604.1",
+          "curl/8.4.0", "Go-http-client/1.1"]
+PATHS = ["/", "/index.html", "/api/v1/users", "/api/v1/orders", "/static/app.js",
+         "/static/style.css", "/login", "/search"]
+
+
+def nginx_body(rng: random.Random, logs: int) -> tuple[bytes, int]:
+    """An lz4 (SDK-style) LogGroupList of `logs` nginx access logs; also its raw size."""
+    group_list = cls_pb.LogGroupList()
+    group = group_list.logGroupList.add()
+    group.filename = "/var/log/nginx/access.log"
+    base = int(time.time() * 1000)
+    for i in range(logs):
+        log = group.logs.add()
+        log.time = base + i
+        path = rng.choice(PATHS)
+        fields = {
+            "remote_addr": f"{rng.randint(1, 223)}.{rng.randint(0, 255)}."
+                           f"{rng.randint(0, 255)}.{rng.randint(1, 254)}",
+            "remote_user": "-",
+            "time_local": time.strftime("%d/%b/%Y:%H:%M:%S +0800", time.localtime(base / 1000)),
+            "request": f"{rng.choice(['GET', 'GET', 'GET', 'POST'])} {path}"
+                       f"?id={rng.randint(1, 99999)} HTTP/1.1",
+            "status": rng.choice(["200", "200", "200", "200", "304", "404", "500"]),
+            "body_bytes_sent": str(rng.randint(0, 50000)),
+            "http_referer": rng.choice(["-", "https://example.com/", "https://www.google.com/"]),
+            "http_user_agent": rng.choice(AGENTS),
+            "request_time": f"{rng.random():.3f}",
+            "upstream_response_time": f"{rng.random():.3f}",
+        }
+        for key, value in fields.items():
+            content = log.contents.add()
+            content.key, content.value = key, value
+    raw = group_list.SerializeToString()
+    return compress_lz4(raw), len(raw)
+
+
+def decode_rate(bodies: list[bytes], seconds: float, full: bool) -> float:
+    """Bodies per second: decompress + parse (or the full upload validation)."""
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        for body in bodies:
+            if full:
+                decode_upload(body, "application/x-protobuf", "lz4")
+            else:
+                cls_pb.LogGroupList.FromString(decompress("lz4", body))
+        done += len(bodies)
+    return done / (time.perf_counter() - start)
+
+
+async def http_run(endpoint: str, topic: str, bodies: list[bytes], connections: int,
+                   seconds: float) -> tuple[int, float]:
+    url = urlsplit(endpoint)
+    host = url.netloc
+    params = {"topic_id": topic}
+    headers = {"Host": host, "Content-Type": "application/x-protobuf"}
+    auth = qsign.sign(SECRET_ID, SECRET_KEY, "POST", "/structuredlog", params, headers,
+                      int(time.time()) - 60, 900)
+    heads = [(f"POST /structuredlog?{urlencode(params)} HTTP/1.1\r\nHost: {host}\r\n"
+              f"Content-Type: application/x-protobuf\r\nx-cls-compress-type: lz4\r\n"
+              f"Authorization: {auth}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+             for body in bodies]
+    deadline = time.perf_counter() + seconds
+    sent = 0
+
+    async def connection(n: int) -> None:
+        nonlocal sent
+        reader, writer = await asyncio.open_connection(url.hostname, url.port)
+        i = n
+        while time.perf_counter() < deadline:
+            writer.write(heads[i % len(heads)])
+            i += 1
+            status = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                if line.lower().startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if length:
+                await reader.readexactly(length)
+            if not status.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"upload failed: {status!r}")
+            sent += 1
+        writer.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(connection(n) for n in range(connections)))
+    return sent, time.perf_counter() - start
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--bodies", type=int, default=16)
+    parser.add_argument("--logs", type=int, default=1000)
+    parser.add_argument("--endpoint", help="an already running server (default: start one)")
+    args = parser.parse_args()
+
+    rng = random.Random(7)
+    made = [nginx_body(rng, args.logs) for _ in range(args.bodies)]
+    bodies = [body for body, _ in made]
+    raw_per_body = sum(size for _, size in made) / len(made)
+    wire_per_body = sum(map(len, bodies)) / len(bodies)
+    print(f"bodies: {args.logs} logs, {raw_per_body / 1024:.0f} KiB protobuf, "
+          f"{wire_per_body / 1024:.0f} KiB lz4")
+
+    server = None
+    endpoint = args.endpoint
+    if endpoint is None:
+        server = ServerProcess(Path(tempfile.mkdtemp(prefix="cls-bench-")),
+                               args=["--workers", "0"]).start()
+        endpoint = server.base_url
+    try:
+        client = LegacyClient(endpoint)
+        logset = client.call("POST", "/logset", json={"logset_name": f"bench-{time.time_ns()}",
+                                                      "period": 1})["logset_id"]
+        topic = client.call("POST", "/topic", json={"logset_id": logset,
+                                                    "topic_name": "nginx"})["topic_id"]
+        asyncio.run(http_run(endpoint, topic, bodies, args.connections, 1.0))  # warm-up
+        cpu0 = cpu_seconds(server.proc.pid) if server and server.proc else None
+        sent, elapsed = asyncio.run(http_run(endpoint, topic, bodies, args.connections,
+                                             args.seconds))
+        cpu = cpu_seconds(server.proc.pid) - cpu0 if server and server.proc and cpu0 is not None \
+            else None
+    finally:
+        if server is not None:
+            server.stop()
+
+    parse = decode_rate(bodies, min(args.seconds, 3.0), full=False)
+    check = decode_rate(bodies, min(args.seconds, 3.0), full=True)
+    ingest = sent / elapsed
+    print(f"ingest over HTTP ({args.connections} connections, {elapsed:.1f}s): "
+          f"{ingest * args.logs:,.0f} logs/s, {ingest * raw_per_body / 1e6:.1f} MB/s protobuf, "
+          f"{ingest * wire_per_body / 1e6:.1f} MB/s on the wire, {ingest:.0f} uploads/s")
+    if cpu is not None:
+        mb = sent * raw_per_body / 1e6
+        print(f"server CPU: {cpu:.2f} s for {mb:.0f} MB protobuf = {mb / cpu:.0f} MB per "
+              f"CPU-second, {sent * args.logs / cpu:,.0f} logs per CPU-second")
+    print(f"decode-only (lz4 + cls_pb parse): {parse * args.logs:,.0f} logs/s")
+    print(f"decode + validate (the ingest path's CPU work, no I/O): "
+          f"{check * args.logs:,.0f} logs/s")
+    print(f"ratio ingest / decode-only: {ingest / parse:.2f}")
+
+
+if __name__ == "__main__":
+    main()
