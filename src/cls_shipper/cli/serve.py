@@ -19,8 +19,17 @@ from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_fr
 from cls_shipper.client import find_credentials
 from cls_shipper.config import Settings
 from cls_shipper.service import Context
+from cls_shipper.shipping import runs
 from cls_shipper.shipping.runtime import Engine
 from cls_shipper.store import open_database
+from cls_shipper.store.database import (
+    API_POOL,
+    MIGRATION_LOCK,
+    SCHEDULER_POOL,
+    WORKER_POOL,
+    PoolSize,
+    advisory_lock,
+)
 
 console = Console(stderr=True)
 CREDENTIALS_FILE = "credentials.toml"
@@ -34,11 +43,25 @@ def write_credentials(data_dir: Path, secret_id: str, secret_key: str) -> Path:
     return path
 
 
+def pool_for(role: str) -> PoolSize:
+    """Connections by role: an API node serves many requests at once; a worker node's own
+    process only heartbeats (its worker processes have their own pools); a scheduler ticks."""
+    return {"worker": WORKER_POOL, "scheduler": SCHEDULER_POOL}.get(role, API_POOL)
+
+
 def prepare(settings: Settings) -> Context:
     """Open and migrate the database and make sure a root key exists."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    ctx = Context(open_database(settings.db_url), settings)
-    generated = key_store.ensure_root_key(ctx.db, settings.secret_id, settings.secret_key)
+    db = open_database(settings.db_url, pool=pool_for(settings.role),
+                       application_name=f"cls-shipper {settings.role}")
+    ctx = Context(db, settings)
+    runs.register_database(db)  # GET /task shows each task's runs
+    if settings.role not in ("all", "api"):
+        return ctx  # only API nodes check signatures
+    # Several API nodes may start together on a fresh database: one at a time installs
+    # (or generates) the root key, so none fails on a duplicate and at most one generates.
+    with advisory_lock(db, MIGRATION_LOCK):
+        generated = key_store.ensure_root_key(ctx.db, settings.secret_id, settings.secret_key)
     if generated is not None:
         path = write_credentials(settings.data_dir, generated.secret_id, generated.secret_key)
         console.print(
@@ -89,9 +112,14 @@ def serve(
             uvicorn.run(app, host=settings.host, port=settings.port,
                         log_level=settings.log_level, access_log=False)
         else:
-            # A worker or scheduler node has no HTTP surface: run until told to stop.
+            # A worker or scheduler node has no HTTP surface: run until told to stop. It is
+            # ready once its row is in the node registry (`cls-shipper status` shows it).
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             signal.signal(signal.SIGINT, lambda *_: stop.set())
+            if engine.heartbeat is not None:
+                engine.heartbeat.registered.wait(30)
+            logging.getLogger("cls_shipper.serve").info(
+                "node %s ready (role %s)", engine.node_id, settings.role)
             stop.wait()
     finally:
         stop.set()

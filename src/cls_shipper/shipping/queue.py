@@ -3,6 +3,9 @@
 Every state change of a running task is fenced by its lease token: a worker whose lease
 expired (and whose task another worker took over) cannot overwrite the newer outcome.
 On PostgreSQL claims use `FOR UPDATE SKIP LOCKED`; on SQLite the write lock serialises them.
+
+Every run of a task is recorded in `task_runs`, in the same transaction as the state change
+it goes with (claim, renew, finish), so the run log and the ledger never disagree.
 """
 
 from __future__ import annotations
@@ -11,12 +14,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy.engine import Connection
 
 from cls_shipper.service.context import new_id
 from cls_shipper.shipping.windows import next_windows
 from cls_shipper.store import Database
-from cls_shipper.store.schema import shippers, tasks, topics
+from cls_shipper.store.schema import shippers, task_runs, tasks, topics
 
 WINDOWS_PER_TICK = 500  # bounds one transaction during a backfill; the rest come next tick
 
@@ -37,7 +41,15 @@ def seal_topics(db: Database, now: int) -> None:
     """Raise every topic's seal to `now`: from this commit on no upload can get an ingest time
     below it, so every window ending at or before it is closed for good."""
     with db.begin() as conn:
-        conn.execute(update(topics).where(topics.c.sealed_ms < now).values(sealed_ms=now))
+        if db.is_sqlite:
+            conn.execute(update(topics).where(topics.c.sealed_ms < now).values(sealed_ms=now))
+            return
+        # Lock the rows in topic_id order, the order ingest locks them in: a plain UPDATE
+        # locks in physical order and can deadlock with an upload batch spanning topics.
+        ordered = (select(topics.c.topic_id).where(topics.c.sealed_ms < now)
+                   .order_by(topics.c.topic_id).with_for_update())
+        conn.execute(update(topics).where(topics.c.topic_id.in_(ordered.scalar_subquery()))
+                     .values(sealed_ms=now))
 
 
 def cut_windows(db: Database, now: int, zone_name: str) -> int:
@@ -46,11 +58,15 @@ def cut_windows(db: Database, now: int, zone_name: str) -> int:
     never cut twice nor skipped, across restarts too."""
     created = 0
     with db.begin() as conn:
-        rows = conn.execute(
-            select(shippers.c.shipper_id, shippers.c.topic_id, shippers.c.config,
-                   shippers.c.next_window_ms, shippers.c.end_ms, topics.c.sealed_ms)
-            .join(topics, topics.c.topic_id == shippers.c.topic_id)
-            .where(shippers.c.effective.is_(True))).all()
+        query = (select(shippers.c.shipper_id, shippers.c.topic_id, shippers.c.config,
+                        shippers.c.next_window_ms, shippers.c.end_ms, topics.c.sealed_ms)
+                 .join(topics, topics.c.topic_id == shippers.c.topic_id)
+                 .where(shippers.c.effective.is_(True)).order_by(shippers.c.shipper_id))
+        if not db.is_sqlite:
+            # Only the leader cuts, but a deposed leader may still be finishing a tick: the
+            # row lock makes the second cutter wait and then read the moved cursor.
+            query = query.with_for_update(of=shippers)
+        rows = conn.execute(query).all()
         for row in rows:
             config = dict(row.config)
             snapshot = {**config, "time_zone": config.get("time_zone") or zone_name}
@@ -82,28 +98,62 @@ def _claimable(now: int) -> Any:
 
 def claim(db: Database, worker_id: str, now: int, lease_ms: int,
           exclude_shippers: frozenset[str] = frozenset()) -> Claimed | None:
-    """Take the oldest due task (or one whose lease expired) and lease it to this worker."""
+    """Lease a due task (or one whose lease expired) to this worker.
+
+    Shippers take turns: the task comes from the shipper with the fewest tasks running now,
+    then the oldest due. So one shipper's backlog, or a slow bucket whose tasks hold workers
+    for long, gets one worker while others have work and all of them once the rest is done."""
     token = f"{worker_id}/{uuid.uuid4().hex[:12]}"
+    busy = (select(tasks.c.shipper_id, func.count().label("running"))
+            .where(tasks.c.status == "running", tasks.c.lease_expires_ms >= now)
+            .group_by(tasks.c.shipper_id).cte("busy"))
     with db.begin() as conn:
-        query = (select(tasks.c.task_id).where(_claimable(now))
-                 .order_by(tasks.c.next_attempt_ms, tasks.c.range_start_ms).limit(1))
+        query = (select(tasks.c.task_id, tasks.c.status, tasks.c.lease_owner)
+                 .select_from(tasks.outerjoin(busy, busy.c.shipper_id == tasks.c.shipper_id))
+                 .where(_claimable(now))
+                 .order_by(func.coalesce(busy.c.running, 0), tasks.c.next_attempt_ms,
+                           tasks.c.range_start_ms)
+                 .limit(1))
         if exclude_shippers:
             query = query.where(tasks.c.shipper_id.not_in(exclude_shippers))
         if not db.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        task_id = conn.execute(query).scalar()
-        if task_id is None:
+            query = query.with_for_update(of=tasks, skip_locked=True)
+        found = conn.execute(query).first()
+        if found is None:
             return None
+        if found.status == "running":
+            # Taking over an expired lease: its run ends here, for the record.
+            _close_run(conn, found.lease_owner, now, "expired",
+                       "lease expired; the task was taken over", only_running=True)
         row = conn.execute(
-            update(tasks).where(tasks.c.task_id == task_id).values(
+            update(tasks).where(tasks.c.task_id == found.task_id).values(
                 status="running", message="running", lease_owner=token,
                 lease_expires_ms=now + lease_ms, attempts=tasks.c.attempts + 1,
                 run_start_ms=now, run_end_ms=None)
             .returning(tasks.c.task_id, tasks.c.shipper_id, tasks.c.topic_id,
                        tasks.c.range_start_ms, tasks.c.range_end_ms, tasks.c.attempts,
                        tasks.c.config)).one()
+        conn.execute(insert(task_runs).values(
+            run_id=token, task_id=row.task_id, shipper_id=row.shipper_id, attempt=row.attempts,
+            lease_token=token, owner=worker_id, started_ms=now, ended_ms=None,
+            lease_expires_ms=now + lease_ms, outcome="running", message=""))
     return Claimed(row.task_id, row.shipper_id, row.topic_id, row.range_start_ms,
                    row.range_end_ms, row.attempts, dict(row.config), token)
+
+
+def _close_run(conn: Connection, token: str | None, now: int, outcome: str, message: str,
+               *, only_running: bool = False) -> None:
+    """End the run of lease `token`. A run taken over ends at its lease expiry (the last
+    moment it had the task); one that finishes after that records when it really did."""
+    if token is None:
+        return
+    query = update(task_runs).where(task_runs.c.lease_token == token)
+    if only_running:
+        query = query.where(task_runs.c.outcome == "running").values(
+            ended_ms=task_runs.c.lease_expires_ms)
+    else:
+        query = query.values(ended_ms=now)
+    conn.execute(query.values(outcome=outcome, message=message[:2000]))
 
 
 def _fenced(task: Claimed) -> Any:
@@ -116,6 +166,9 @@ def renew(db: Database, task: Claimed, now: int, lease_ms: int) -> bool:
     with db.begin() as conn:
         result = conn.execute(update(tasks).where(_fenced(task))
                               .values(lease_expires_ms=now + lease_ms))
+        if result.rowcount:
+            conn.execute(update(task_runs).where(task_runs.c.lease_token == task.lease_token)
+                         .values(lease_expires_ms=now + lease_ms))
     return bool(result.rowcount)
 
 
@@ -139,6 +192,12 @@ def succeed(db: Database, task: Claimed, now: int, outcome: Outcome) -> bool:
             records_filtered=outcome.records_filtered, bytes_in=outcome.bytes_in,
             bytes_out=outcome.bytes_out, first_offset=outcome.first_offset,
             last_offset=outcome.last_offset, objects=outcome.objects))
+        if result.rowcount:
+            _close_run(conn, task.lease_token, now, "success",
+                       f"{outcome.records} records, {len(outcome.objects)} objects")
+        else:
+            _close_run(conn, task.lease_token, now, "lease_lost",
+                       "finished after its lease was lost; the outcome was not recorded")
     return bool(result.rowcount)
 
 
@@ -158,4 +217,9 @@ def fail(db: Database, task: Claimed, now: int, message: str, *, transient: bool
     with db.begin() as conn:
         result = conn.execute(update(tasks).where(_fenced(task)).values(
             lease_owner=None, lease_expires_ms=None, last_error=message, **values))
+        if result.rowcount:
+            _close_run(conn, task.lease_token, now,
+                       "retry" if values["status"] == "wait" else "failed", message)
+        else:
+            _close_run(conn, task.lease_token, now, "lease_lost", message)
     return str(values["status"]) if result.rowcount else ""

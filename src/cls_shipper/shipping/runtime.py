@@ -1,5 +1,10 @@
 """Running the engine next to the API: the scheduler as a thread of the server process,
-workers as separate processes (encoding is CPU-bound; processes scale past the GIL)."""
+workers as separate processes (encoding is CPU-bound; processes scale past the GIL).
+
+What runs depends on the node's role: `all` (the embedded default) runs everything, `api`
+only serves HTTP, `scheduler` competes for the scheduler lock, `worker` runs `--workers`
+worker processes, each one task at a time. Every node and worker process heartbeats into
+the node registry."""
 
 from __future__ import annotations
 
@@ -15,8 +20,10 @@ from typing import Any
 
 from cls_shipper.config import Settings
 from cls_shipper.shipping import scheduler, worker
+from cls_shipper.shipping.nodes import Heartbeat, Leadership, NodeInfo, node_id_of
 from cls_shipper.sinks import open_sink
 from cls_shipper.store import Database, open_database
+from cls_shipper.store.database import WORKER_POOL
 
 log = logging.getLogger("cls_shipper.runtime")
 
@@ -29,7 +36,7 @@ def worker_settings(settings: Settings) -> worker.WorkerSettings:
     )
 
 
-def _worker_main(settings_json: str, worker_id: str, parent_pid: int) -> None:
+def _worker_main(settings_json: str, worker_id: str, parent_pid: int, parent_id: str) -> None:
     """Entry point of a worker process."""
     settings = Settings.model_validate_json(settings_json)
     logging.basicConfig(level=settings.log_level.upper(),
@@ -46,11 +53,18 @@ def _worker_main(settings_json: str, worker_id: str, parent_pid: int) -> None:
                 stop.set()
 
     threading.Thread(target=watch_parent, daemon=True).start()
-    db = open_database(settings.db_url, run_migrations=False)
+    db = open_database(settings.db_url, run_migrations=False, pool=WORKER_POOL,
+                       application_name=f"cls-shipper worker {worker_id}")
     sink = open_sink(settings.object_store_url)
+    # The worker id is the node id: its lease tokens start with it, which is how the
+    # heartbeat (and `cls-shipper status`) finds its current task.
+    heartbeat = Heartbeat(db, NodeInfo(worker_id, "worker", parent_id),
+                          lease_prefix=worker_id + "/")
+    heartbeat.start()
     try:
         worker.run_loop(db, sink, worker_id, worker_settings(settings), stop)
     finally:
+        heartbeat.stop()
         db.dispose()
 
 
@@ -63,27 +77,36 @@ class Engine:
     stop_event: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
     processes: list[BaseProcess] = field(default_factory=list)
+    node_id: str = field(default_factory=node_id_of)
+    leadership: Leadership | None = None
+    heartbeat: Heartbeat | None = None
 
     def start(self) -> None:
         role = self.settings.role
         if role in ("all", "scheduler"):
+            self.leadership = Leadership(self.db, f"cls-shipper scheduler {self.node_id}")
             thread = threading.Thread(
                 target=scheduler.run_loop, name="scheduler", daemon=True,
                 args=(self.db, self.settings.timezone, self.settings.scheduler_tick,
-                      self.stop_event))
+                      self.stop_event, self.leadership))
             thread.start()
             self.threads.append(thread)
         if role in ("all", "worker"):
             spawn = multiprocessing.get_context("spawn")
             payload = self.settings.model_dump_json()
-            node = f"{os.uname().nodename}:{os.getpid()}"
             for index in range(self.settings.workers):
                 proc = spawn.Process(target=_worker_main, name=f"worker-{index}", daemon=True,
-                                     args=(payload, f"{node}/w{index}", os.getpid()))
+                                     args=(payload, f"{self.node_id}/w{index}", os.getpid(),
+                                           self.node_id))
                 proc.start()
                 self.processes.append(proc)
-        log.info("engine started: role=%s, scheduler=%s, workers=%d", role,
-                 bool(self.threads), len(self.processes))
+        leadership = self.leadership
+        self.heartbeat = Heartbeat(
+            self.db, NodeInfo(self.node_id, role),
+            leader=(lambda: leadership.is_leader) if leadership is not None else None)
+        self.heartbeat.start()
+        log.info("engine started: node=%s role=%s, scheduler=%s, workers=%d", self.node_id,
+                 role, bool(self.threads), len(self.processes))
 
     def stop(self, timeout: float = 10.0) -> None:
         self.stop_event.set()
@@ -96,8 +119,12 @@ class Engine:
                 proc.kill()
         for thread in self.threads:
             thread.join(max(0.1, deadline - time.monotonic()))
+        if self.heartbeat is not None:
+            self.heartbeat.stop()
 
     def status(self) -> dict[str, Any]:
-        return {"scheduler": bool(self.threads),
+        return {"node_id": self.node_id,
+                "scheduler": bool(self.threads),
+                "leader": bool(self.leadership and self.leadership.is_leader),
                 "workers": [{"name": p.name, "pid": p.pid, "alive": p.is_alive()}
                             for p in self.processes]}

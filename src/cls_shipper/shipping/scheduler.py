@@ -1,4 +1,7 @@
-"""The scheduler: seals topics, cuts closed windows into tasks, expires old log chunks."""
+"""The scheduler: seals topics, cuts closed windows into tasks, expires old log chunks.
+
+Any number of scheduler nodes may run; only the leader (see `nodes.Leadership`) ticks, the
+others stand by and take over when its session ends."""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import logging
 import threading
 
 from cls_shipper.shipping import queue
+from cls_shipper.shipping.nodes import Leadership, forget_dead_nodes
 from cls_shipper.store import Database
 from cls_shipper.store.logs import expire_chunks
 from cls_shipper.timefmt import now_ms
@@ -22,18 +26,25 @@ def tick(db: Database, zone_name: str, now: int | None = None) -> int:
     return queue.cut_windows(db, current, zone_name)
 
 
-def run_loop(db: Database, zone_name: str, tick_seconds: float, stop: threading.Event) -> None:
+def run_loop(db: Database, zone_name: str, tick_seconds: float, stop: threading.Event,
+             leadership: Leadership | None = None) -> None:
+    lead = leadership or Leadership(db)
     last_expiry = 0
-    while not stop.is_set():
-        try:
-            cut = tick(db, zone_name)
-            if cut:
-                log.info("cut %d window(s) into tasks", cut)
-            if now_ms() - last_expiry >= RETENTION_EVERY_MS:
-                removed = expire_chunks(db, now_ms())
-                last_expiry = now_ms()
-                if removed:
-                    log.info("expired %d log chunk(s) past retention", removed)
-        except Exception:
-            log.exception("scheduler tick failed; retrying")
-        stop.wait(tick_seconds)
+    try:
+        while not stop.is_set():
+            try:
+                if lead.check():
+                    cut = tick(db, zone_name)
+                    if cut:
+                        log.info("cut %d window(s) into tasks", cut)
+                    if now_ms() - last_expiry >= RETENTION_EVERY_MS:
+                        removed = expire_chunks(db, now_ms())
+                        forget_dead_nodes(db, now_ms())
+                        last_expiry = now_ms()
+                        if removed:
+                            log.info("expired %d log chunk(s) past retention", removed)
+            except Exception:
+                log.exception("scheduler tick failed; retrying")
+            stop.wait(tick_seconds)
+    finally:
+        lead.release()

@@ -4,15 +4,50 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.pool import NullPool
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+# PostgreSQL advisory locks of cls-shipper: the two-key form (namespace, lock), so they show
+# up in pg_locks as classid/objid and cannot collide with another application's single keys.
+LOCK_NAMESPACE = 0x434C53  # "CLS"
+MIGRATION_LOCK = 1
+SCHEDULER_LOCK = 2
+
+# Every statement we issue is short (window reads go 32 chunks at a time, retention deletes
+# in batches); one that runs longer is stuck behind something and should fail and be retried
+# rather than pile up. A transaction left idle (a frozen process) must not hold topic row
+# locks, which every upload of the topic waits on.
+STATEMENT_TIMEOUT_MS = 60_000
+IDLE_IN_TRANSACTION_TIMEOUT_MS = 60_000
+# The server notices a vanished client (a dead host, not only a dead process) within
+# about a minute, which ends its session and frees its advisory locks, e.g. the scheduler's.
+TCP_KEEPALIVES = {"tcp_keepalives_idle": 20, "tcp_keepalives_interval": 5,
+                  "tcp_keepalives_count": 4}
+
+
+@dataclass(frozen=True, slots=True)
+class PoolSize:
+    """Connections one process keeps (pool_size) and may open beyond them (max_overflow)."""
+
+    size: int
+    overflow: int
+
+
+# API: the threadpool that runs blocking service calls (40 threads in Starlette) plus the
+# upload writer; most calls are sub-millisecond, so 10 + 20 burst is plenty.
+API_POOL = PoolSize(10, 20)
+# A worker process runs one task: its reads, the lease keeper, the node heartbeat.
+WORKER_POOL = PoolSize(3, 2)
+# The scheduler: its ticks, the heartbeat, and the connection holding the leader lock.
+SCHEDULER_POOL = PoolSize(3, 2)
 
 
 class Database:
@@ -21,6 +56,10 @@ class Database:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+
+    @property
+    def is_postgresql(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -48,6 +87,25 @@ class Database:
         self.engine.dispose()
 
 
+@contextmanager
+def advisory_lock(db: Database, key: int) -> Iterator[None]:
+    """Run a block in one process at a time across all nodes (PostgreSQL session advisory
+    lock on a connection held for the block; SQLite has one process, nothing to do)."""
+    if db.is_sqlite:
+        yield
+        return
+    with db.engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:ns, :key)"),
+                     {"ns": LOCK_NAMESPACE, "key": key})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"),
+                         {"ns": LOCK_NAMESPACE, "key": key})
+            conn.commit()
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # isolation_level=None: the driver must not open transactions behind our back, so that
     # `BEGIN IMMEDIATE` above is the transaction.
@@ -60,7 +118,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
+def postgres_options(**settings: int | str) -> str:
+    """A libpq `options` string setting server parameters for every session."""
+    return " ".join(f"-c {name}={value}" for name, value in settings.items())
+
+
+def make_engine(url: str, pool: PoolSize = API_POOL,
+                application_name: str = "cls-shipper") -> Engine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -71,21 +135,49 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    options = postgres_options(statement_timeout=STATEMENT_TIMEOUT_MS,
+                               idle_in_transaction_session_timeout=IDLE_IN_TRANSACTION_TIMEOUT_MS,
+                               **TCP_KEEPALIVES)
+    return create_engine(
+        url, pool_size=pool.size, max_overflow=pool.overflow,
+        # A connection the server closed (restart, failover, idle kill) is replaced at
+        # checkout instead of failing the request that drew it.
+        pool_pre_ping=True, pool_recycle=1800, pool_timeout=30,
+        connect_args={"options": options, "application_name": application_name[:63],
+                      "connect_timeout": 10})
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent; safe with several processes on
-    PostgreSQL thanks to Alembic's transactional DDL there)."""
+    """Bring the schema to the newest revision (idempotent). On PostgreSQL several processes
+    may start at once: a session advisory lock lets one of them migrate while the others
+    wait, then find the schema at head and do nothing. (A session lock, not a transaction
+    lock: migrations may commit part-way, e.g. to build an index CONCURRENTLY.)"""
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        postgres = conn.dialect.name == "postgresql"
+        if postgres:
+            # Building an index over every log chunk may take long: no statement timeout.
+            conn.execute(text("SET statement_timeout = 0"))
+            conn.execute(text("SELECT pg_advisory_lock(:ns, :key)"),
+                         {"ns": LOCK_NAMESPACE, "key": MIGRATION_LOCK})
+            conn.commit()
+        try:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+            conn.commit()
+        finally:
+            if postgres:
+                conn.rollback()
+                conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"),
+                             {"ns": LOCK_NAMESPACE, "key": MIGRATION_LOCK})
+                conn.execute(text("RESET statement_timeout"))
+                conn.commit()
 
 
-def open_database(url: str, *, run_migrations: bool = True) -> Database:
-    engine = make_engine(url)
+def open_database(url: str, *, run_migrations: bool = True, pool: PoolSize = API_POOL,
+                  application_name: str = "cls-shipper") -> Database:
+    engine = make_engine(url, pool, application_name)
     if run_migrations:
         migrate(engine)
     return Database(engine)

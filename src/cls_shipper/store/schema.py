@@ -17,6 +17,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -80,7 +81,9 @@ log_chunks = Table(
     Column("raw_size", Integer, nullable=False),
     Column("client_ip", String(64), nullable=False, default=""),
     Column("payload", LargeBinary, nullable=False),
-    Index("ix_log_chunks_topic_ingest", "topic_id", "ingest_ms"),
+    # Window reads and retention look a topic up by ingest time and walk it in offset order:
+    # with first_offset in the key both are one index range scan, no sort (migration 0002).
+    Index("ix_log_chunks_topic_ingest_offset", "topic_id", "ingest_ms", "first_offset"),
 )
 
 shippers = Table(
@@ -136,4 +139,49 @@ tasks = Table(
     Index("ix_tasks_shipper_start", "shipper_id", "run_start_ms"),
 )
 
-TABLES = (access_keys, logsets, topics, log_chunks, shippers, tasks)
+# Every run of a task: claimed with a lease token, ended by an outcome. A task has at most
+# one `running` run (partial unique index): a claim that takes over an expired lease closes
+# the previous run as `expired` in the same transaction, so "never two workers at once"
+# is checked by the database and visible afterwards.
+task_runs = Table(
+    "task_runs",
+    metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("task_id", String(64), nullable=False),
+    Column("shipper_id", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("lease_token", String(128), nullable=False),
+    # The worker (host:pid/wN) that ran it.
+    Column("owner", String(128), nullable=False),
+    Column("started_ms", BigInteger, nullable=False),
+    Column("ended_ms", BigInteger, nullable=True),
+    # The lease as last granted or renewed: past it, the run had no right to the task.
+    Column("lease_expires_ms", BigInteger, nullable=False),
+    # running | success | retry | failed | expired (taken over) | lease_lost (finished late)
+    Column("outcome", String(16), nullable=False),
+    Column("message", Text, nullable=False, default=""),
+    Index("ix_task_runs_task", "task_id", "started_ms"),
+    Index("uq_task_runs_one_running", "task_id", unique=True,
+          postgresql_where=text("outcome = 'running'"),
+          sqlite_where=text("outcome = 'running'")),
+)
+
+# The node registry: every server process and worker process heartbeats its row.
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("node_id", String(128), primary_key=True),
+    # all | api | scheduler | worker (a worker process of a node; `parent_id` is the node)
+    Column("role", String(16), nullable=False),
+    Column("parent_id", String(128), nullable=True),
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_ms", BigInteger, nullable=False),
+    Column("last_seen_ms", BigInteger, nullable=False),
+    # True while this node holds the scheduler lock.
+    Column("leader", Boolean, nullable=False, default=False),
+    Column("current_task_id", String(64), nullable=True),
+    Index("ix_nodes_last_seen", "last_seen_ms"),
+)
+
+TABLES = (access_keys, logsets, topics, log_chunks, shippers, tasks, task_runs, nodes)

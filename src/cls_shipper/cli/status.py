@@ -1,0 +1,169 @@
+"""`cls-shipper status`: the deployment as the database sees it: nodes (alive or stale), who
+leads the scheduler, running tasks with their leases, and the queue."""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Connection, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
+from cls_shipper.shipping.nodes import STALE_MS
+from cls_shipper.store import open_database
+from cls_shipper.store.database import LOCK_NAMESPACE, SCHEDULER_LOCK, PoolSize
+from cls_shipper.store.schema import nodes, tasks
+from cls_shipper.timefmt import now_ms
+
+console = Console()
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRow:
+    node_id: str
+    role: str
+    parent_id: str | None
+    host: str
+    pid: int
+    started_ms: int
+    last_seen_ms: int
+    alive: bool
+    leader: bool
+    current_task_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunningTask:
+    task_id: str
+    shipper_id: str
+    range_start_ms: int
+    range_end_ms: int
+    attempts: int
+    lease_owner: str
+    lease_expires_ms: int
+    expired: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    now_ms: int
+    nodes: list[NodeRow]
+    # The alive node whose heartbeat says it leads; on PostgreSQL also the database session
+    # that holds the lock (the truth: the flag lags it by up to a heartbeat).
+    leader: str | None
+    lock_holder: dict[str, Any] | None
+    running: list[RunningTask]
+    queue: dict[str, int]
+    due: int
+    oldest_waiting_ms: int | None
+
+
+def read_status(conn: Connection, now: int, postgres: bool) -> Status:
+    found = [NodeRow(r.node_id, r.role, r.parent_id, r.host, r.pid, r.started_ms,
+                     r.last_seen_ms, r.last_seen_ms >= now - STALE_MS, bool(r.leader),
+                     r.current_task_id)
+             for r in conn.execute(select(nodes).order_by(nodes.c.role, nodes.c.node_id))]
+    leader = next((n.node_id for n in found if n.leader and n.alive), None)
+    lock_holder = None
+    if postgres:
+        row = conn.execute(text(
+            "SELECT a.pid, a.application_name, host(a.client_addr) AS client_addr"
+            " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.classid = :ns AND l.objid = :key"
+            " AND l.objsubid = 2 AND l.granted"),
+            {"ns": LOCK_NAMESPACE, "key": SCHEDULER_LOCK}).first()
+        if row is not None:
+            lock_holder = {"backend_pid": row.pid, "application_name": row.application_name,
+                           "client_addr": row.client_addr}
+    running = [RunningTask(r.task_id, r.shipper_id, r.range_start_ms, r.range_end_ms,
+                           r.attempts, r.lease_owner or "", r.lease_expires_ms or 0,
+                           (r.lease_expires_ms or 0) < now)
+               for r in conn.execute(
+                   select(tasks.c.task_id, tasks.c.shipper_id, tasks.c.range_start_ms,
+                          tasks.c.range_end_ms, tasks.c.attempts, tasks.c.lease_owner,
+                          tasks.c.lease_expires_ms)
+                   .where(tasks.c.status == "running").order_by(tasks.c.lease_expires_ms))]
+    counts = {status: 0 for status in ("wait", "running", "failed", "success")}
+    for status, count in conn.execute(select(tasks.c.status, func.count())
+                                      .group_by(tasks.c.status)):
+        counts[str(status)] = int(count)
+    due = conn.execute(select(func.count()).select_from(tasks).where(
+        tasks.c.status == "wait", tasks.c.next_attempt_ms <= now)).scalar_one()
+    oldest = conn.execute(select(func.min(tasks.c.range_start_ms))
+                          .where(tasks.c.status == "wait")).scalar()
+    return Status(now, found, leader, lock_holder, running, counts, int(due),
+                  None if oldest is None else int(oldest))
+
+
+def _when(ms: int | None) -> str:
+    if not ms:
+        return "-"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _ago(now: int, ms: int) -> str:
+    return f"{(now - ms) / 1000:.1f}s ago" if ms <= now else f"in {(ms - now) / 1000:.1f}s"
+
+
+def _print(status: Status) -> None:
+    now = status.now_ms
+    table = Table("node", "role", "pid", "started", "last seen", "state", "task",
+                  title="Nodes")
+    for node in status.nodes:
+        state = ("alive" if node.alive else "[red]stale[/red]") + (
+            " [bold]leader[/bold]" if node.leader and node.alive else "")
+        table.add_row(node.node_id, node.role, str(node.pid), _when(node.started_ms),
+                      _ago(now, node.last_seen_ms), state, (node.current_task_id or "")[:8])
+    console.print(table)
+    holder = status.lock_holder
+    console.print(f"Scheduler leader: {status.leader or 'none alive'}" + (
+        f" (lock held by database session {holder['backend_pid']}, "
+        f"{holder['application_name']!r})" if holder else ""))
+    running = Table("task", "shipper", "window start", "attempt", "lease owner", "lease expires",
+                    title="Running tasks")
+    for task in status.running:
+        expires = _ago(now, task.lease_expires_ms) + (" [red](expired)[/red]" if task.expired
+                                                      else "")
+        running.add_row(task.task_id[:8], task.shipper_id[:8], _when(task.range_start_ms),
+                        str(task.attempts), task.lease_owner, expires)
+    console.print(running)
+    queue = status.queue
+    console.print(f"Queue: {queue['wait']} waiting ({status.due} due), {queue['running']} "
+                  f"running, {queue['failed']} failed, {queue['success']} done; oldest waiting "
+                  f"window: {_when(status.oldest_waiting_ms)}")
+
+
+def status(
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+    config: ConfigFile = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show the nodes, the scheduler leader, running tasks and the queue."""
+    settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    if settings.database_url is None and not (settings.data_dir / "cls-shipper.db").exists():
+        raise typer.BadParameter(f"no database in {settings.data_dir.resolve()} "
+                                 "(give --data-dir or --database-url)")
+    # Read-only: a status check must not migrate a database its servers are not ready for.
+    db = open_database(settings.db_url, run_migrations=False, pool=PoolSize(1, 0),
+                       application_name=f"cls-shipper status {socket.gethostname()}")
+    try:
+        with db.read() as conn:
+            current = read_status(conn, now_ms(), db.is_postgresql)
+    except SQLAlchemyError as exc:
+        console.print(f"[red]cannot read the status:[/red] {type(exc).__name__}: "
+                      f"{getattr(exc, 'orig', exc)}")
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    if as_json:
+        print(json.dumps(asdict(current), indent=2))
+    else:
+        _print(current)
