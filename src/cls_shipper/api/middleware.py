@@ -20,7 +20,8 @@ class RequestIdMiddleware:
             return
         request_id = str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
-        header = (b"x-cls-requestid", request_id.encode())
+        # Title case: the official SDK looks the header up case-sensitively on errors.
+        header = (b"X-Cls-Requestid", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

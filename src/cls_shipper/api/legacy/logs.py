@@ -20,41 +20,18 @@ from cls_shipper.api.legacy.common import (
     query_int,
     read_body,
     run,
+    verify_request,
 )
-from cls_shipper.auth import qsign
-from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.service import ingest
-from cls_shipper.timefmt import now_ms
 
 router = APIRouter()
 
 _EMPTY = b""
 
 
-def _authenticate_inline(request: Request) -> str:
-    """`common.authenticate` without the thread hop: the same checks and the same
-    `qsign.verify`. Key lookups are cached (KeyCache), so this touches the database at most
-    once per key every few seconds."""
-    ctx = context(request)
-    if "x-cls-token" in request.headers:
-        raise ServiceError(Kinds.TOKEN_FAILURE,
-                           "temporary credentials (X-Cls-Token) are not supported; "
-                           "sign with a permanent key from `cls-shipper keys create`")
-    return qsign.verify(
-        request.headers.get("authorization"),
-        request.method,
-        request.url.path,
-        request.query_params.multi_items(),
-        request.headers,
-        ctx.keys.lookup,
-        now_ms() // 1000,
-        ctx.settings.clock_skew,
-    )
-
-
 async def structuredlog(request: Request) -> Response:
     ctx = context(request)
-    _authenticate_inline(request)
+    verify_request(request)
     body = await read_body(request, ctx.settings.max_upload_bytes)
     headers = request.headers
     await ingest.upload(ctx, request.query_params.get("topic_id"), body,
