@@ -2,10 +2,9 @@
 logs with UploadLog, tasks succeed, a task fails on a missing bucket, the bucket is made, the
 task is retried and succeeds; a historical shipper reaches HistoryStatus 4.
 
-WAITS FOR: the shipping engine (scheduler and workers run by `cls-shipper serve`) and the
-ingest service `cls_shipper.service.ingest.upload`. Skipped until the ingest service exists;
-if it exists but the engine is not wired into `serve`, the polling below fails with a message
-saying which state never came.
+Needs the shipping engine (scheduler and workers run by `cls-shipper serve`), the ingest
+service `cls_shipper.service.ingest` and the moto S3 fixture; skipped where the ingest service
+is absent (a build without it).
 """
 
 from __future__ import annotations
