@@ -20,8 +20,10 @@ class RequestIdMiddleware:
             return
         request_id = str(uuid.uuid4())
         scope.setdefault("state", {})["request_id"] = request_id
-        # Title case: the official SDK looks the header up case-sensitively on errors.
-        header = (b"X-Cls-Requestid", request_id.encode())
+        # uvicorn lowercases header names on the wire, whatever case is given here; the
+        # official SDK looks up "X-Cls-Requestid" case-sensitively on errors (README: known
+        # differences), so its LogException.get_request_id() is empty there.
+        header = (b"x-cls-requestid", request_id.encode())
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
