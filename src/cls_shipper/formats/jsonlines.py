@@ -4,9 +4,10 @@ Each object holds the record's content keys and the chosen meta fields (`__TIMES
 integer ms, `__SOURCE__`, `__FILENAME__`, `__HOSTNAME__`; "" when the group has no filename
 or hostname), plus `__TAG__` as an object of the group's tags when tags are enabled. Meta
 fields win over a content key of the same name, so an object never has duplicate keys.
-Keys are sorted by code point (the meta fields therefore come before lower-case keys):
-records.py explains why upload order is not available, and sorting makes every object's
-bytes a function of its content alone.
+Key order: first the group's fields that are enabled, sorted (`__FILENAME__`,
+`__HOSTNAME__`, `__SOURCE__`, `__TAG__`), then the record's content keys and `__TIMESTAMP__`
+sorted by code point. records.py explains why upload order is not available; sorting makes
+every object's bytes a function of its content alone.
 
 JsonType 0 writes every content value as a JSON string. JsonType 1 embeds a value whose text
 starts with `{` or `[` and parses as JSON, verbatim (so large integers and exact decimals
@@ -107,8 +108,7 @@ class JsonLinesEncoder:
             return [dumps(row, option=_OPTIONS) for row in rows]
         # The group-constant fields are serialised once and spliced in front of each record's
         # own serialisation (`{"__SOURCE__":…,` + `"__TIMESTAMP__":…,"key":…}`): adding them
-        # to every dict costs more than encoding the record. The object is still sorted unless
-        # a content key sorts before `__TIMESTAMP__`; it is deterministic either way.
+        # to every dict costs more than encoding the record.
         prefix = dumps(meta, option=orjson.OPT_SORT_KEYS)[:-1] + b","
         names = frozenset(meta)
         out: list[bytes] = []
