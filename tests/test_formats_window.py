@@ -171,7 +171,8 @@ def test_json_type_1_embeds_objects_and_arrays_only() -> None:
     values = [("obj", '{"a": 1, "b": [true, null]}'), ("arr", "[1,2,3]"), ("num", "42"),
               ("bool", "true"), ("null", "null"), ("bad", "{not json"),
               ("big", '{"n": 123456789012345678901234567890, "x": 0.10000000000000000001}'),
-              ("multi", '{"a":\n  1}'), ("str", '"quoted"'), ("empty", "")]
+              ("multi", '{"a":\n  1}'), ("str", '"quoted"'), ("empty", ""),
+              ("deep", "[" * 300 + "\n" + "]" * 300)]  # too deep for orjson to write back
     chunk = payload([group([(T_MS, values)])])
     structured, plain = Collector(), Collector()
     encode_window([(chunk, "")], config(ContentInfo("json", json=JsonInfo(False, [], 1))),
@@ -185,7 +186,7 @@ def test_json_type_1_embeds_objects_and_arrays_only() -> None:
     assert b"0.10000000000000000001" in structured.parts[0].data
     assert obj["multi"] == {"a": 1}
     assert structured.parts[0].data.count(b"\n") == 1  # still one record per line
-    for key in ("num", "bool", "null", "bad", "str", "empty"):
+    for key in ("num", "bool", "null", "bad", "str", "empty", "deep"):
         assert obj[key] == dict(values)[key]
     (flat,) = json_objects(plain.parts[0].data)
     assert flat == dict(values)

@@ -46,8 +46,12 @@ def _structured(value: str) -> Any:
     except orjson.JSONDecodeError:
         return value
     if "\n" in value or "\r" in value:
-        # Verbatim text would break the one-record-per-line framing; re-serialise compactly.
-        return parsed
+        # Verbatim text would break the one-record-per-line framing; re-serialise compactly
+        # (or keep the string if orjson cannot write it back, e.g. nesting beyond its limit).
+        try:
+            return orjson.Fragment(orjson.dumps(parsed))
+        except orjson.JSONEncodeError:
+            return value
     return orjson.Fragment(value)
 
 
