@@ -1,4 +1,12 @@
-"""Fixtures: a running server, a signing client, and PostgreSQL when available."""
+"""Fixtures: a running server, a signing client, and PostgreSQL when available.
+
+PostgreSQL: `CLS_SHIPPER_TEST_DATABASE_URL` (default postgresql://postgres@127.0.0.1:5432/test)
+names a database on the server to use; tests create fresh databases next to it and drop
+them at the end. Unreachable, PostgreSQL tests are skipped (they fail under CI=true).
+
+The server-based modules in BACKEND_MODULES run twice, on SQLite and on PostgreSQL: the
+session-scoped `backend` fixture switches the backend that ServerProcess starts servers on
+(and restarts module-scoped servers when it changes)."""
 
 from __future__ import annotations
 
@@ -11,10 +19,49 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from tests.support import LegacyClient, ServerProcess
+from tests.support import BACKEND, LegacyClient, ServerProcess, switch_backend
 
 pytest_plugins = ["tests.s3server"]
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
+BACKENDS = ("sqlite", "postgresql")
+# Modules whose servers run on both backends. (test_tasks_api opens the server's SQLite file
+# directly; it joins once it uses ServerProcess.db_url.)
+BACKEND_MODULES = {"test_legacy_api", "test_shipping_e2e"}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.module.__name__.rsplit(".", 1)[-1] in BACKEND_MODULES:
+        metafunc.parametrize("backend", BACKENDS, indirect=True, scope="session")
+
+
+def postgres_base() -> str:
+    """The PostgreSQL URL to test against; skips (or fails under CI) when unreachable."""
+    base = os.environ.get("CLS_SHIPPER_TEST_DATABASE_URL", DEFAULT_PG)
+    admin = create_engine(_admin_url(base), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text("select 1"))
+    except OperationalError as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL at {base} is required under CI=true: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {base}: {exc.orig}")
+    finally:
+        admin.dispose()
+    return base
+
+
+@pytest.fixture(scope="session", autouse=True)
+def backend(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The backend servers run on: a parameter in BACKEND_MODULES, else SQLite."""
+    name = str(getattr(request, "param", "sqlite"))
+    if name == "postgresql" and BACKEND.postgres_base is None:
+        BACKEND.postgres_base = postgres_base()
+    switch_backend(name)
+    yield name
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    BACKEND.drop_all()
 
 
 @pytest.fixture(scope="session")
@@ -47,15 +94,8 @@ def _admin_url(url: str) -> str:
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A fresh, empty PostgreSQL database for the session (dropped afterwards)."""
-    base = os.environ.get("CLS_SHIPPER_TEST_DATABASE_URL", DEFAULT_PG)
-    try:
-        admin = create_engine(_admin_url(base), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text("select 1"))
-    except OperationalError as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL at {base} is required under CI=true: {exc}")
-        pytest.skip(f"PostgreSQL not reachable at {base}: {exc.orig}")
+    base = postgres_base()
+    admin = create_engine(_admin_url(base), isolation_level="AUTOCOMMIT")
     name = f"cls_shipper_test_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))

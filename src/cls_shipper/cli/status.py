@@ -16,7 +16,7 @@ from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
-from cls_shipper.shipping.nodes import STALE_MS
+from cls_shipper.shipping.nodes import LEADER_APPLICATION_PREFIX, STALE_MS
 from cls_shipper.store import open_database
 from cls_shipper.store.database import LOCK_NAMESPACE, SCHEDULER_LOCK, PoolSize
 from cls_shipper.store.schema import nodes, tasks
@@ -72,6 +72,8 @@ def read_status(conn: Connection, now: int, postgres: bool) -> Status:
              for r in conn.execute(select(nodes).order_by(nodes.c.role, nodes.c.node_id))]
     leader = next((n.node_id for n in found if n.leader and n.alive), None)
     lock_holder = None
+    # On PostgreSQL the lock itself says who leads (a SIGKILLed leader's row still looks
+    # alive for a few seconds; its session, and so its lock, is gone at once).
     if postgres:
         row = conn.execute(text(
             "SELECT a.pid, a.application_name, host(a.client_addr) AS client_addr"
@@ -82,6 +84,9 @@ def read_status(conn: Connection, now: int, postgres: bool) -> Status:
         if row is not None:
             lock_holder = {"backend_pid": row.pid, "application_name": row.application_name,
                            "client_addr": row.client_addr}
+            leader = str(row.application_name).removeprefix(LEADER_APPLICATION_PREFIX)
+        else:
+            leader = None
     running = [RunningTask(r.task_id, r.shipper_id, r.range_start_ms, r.range_end_ms,
                            r.attempts, r.lease_owner or "", r.lease_expires_ms or 0,
                            (r.lease_expires_ms or 0) < now)

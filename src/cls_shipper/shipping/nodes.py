@@ -42,6 +42,9 @@ HEARTBEAT_MS = 2_000
 STALE_MS = 10_000
 # The leader forgets nodes gone for this long, so the registry does not grow forever.
 FORGET_MS = 3_600_000
+# The lock connection's application_name is this plus the node id: pg_stat_activity (and
+# `cls-shipper status`) name the leader from it.
+LEADER_APPLICATION_PREFIX = "cls-shipper scheduler "
 
 
 def node_id_of(pid: int | None = None) -> str:
@@ -120,10 +123,10 @@ class Leadership:
     """Whether this process may run the scheduler. `check()` (once per tick) takes the lock
     if it is free and confirms it is still held otherwise."""
 
-    def __init__(self, db: Database, application_name: str = "cls-shipper scheduler") -> None:
+    def __init__(self, db: Database, node_id: str) -> None:
         self.db = db
         self.is_leader = db.is_sqlite
-        self._application_name = application_name
+        self._application_name = LEADER_APPLICATION_PREFIX + node_id
         self._engine: Engine | None = None
         self._conn: Connection | None = None
 

@@ -84,7 +84,7 @@ class Engine:
     def start(self) -> None:
         role = self.settings.role
         if role in ("all", "scheduler"):
-            self.leadership = Leadership(self.db, f"cls-shipper scheduler {self.node_id}")
+            self.leadership = Leadership(self.db, self.node_id)
             thread = threading.Thread(
                 target=scheduler.run_loop, name="scheduler", daemon=True,
                 args=(self.db, self.settings.timezone, self.settings.scheduler_tick,

@@ -9,7 +9,7 @@ import logging
 import threading
 
 from cls_shipper.shipping import queue
-from cls_shipper.shipping.nodes import Leadership, forget_dead_nodes
+from cls_shipper.shipping.nodes import Leadership, forget_dead_nodes, node_id_of
 from cls_shipper.store import Database
 from cls_shipper.store.logs import expire_chunks
 from cls_shipper.timefmt import now_ms
@@ -28,7 +28,7 @@ def tick(db: Database, zone_name: str, now: int | None = None) -> int:
 
 def run_loop(db: Database, zone_name: str, tick_seconds: float, stop: threading.Event,
              leadership: Leadership | None = None) -> None:
-    lead = leadership or Leadership(db)
+    lead = leadership or Leadership(db, node_id_of())
     last_expiry = 0
     try:
         while not stop.is_set():

@@ -29,6 +29,7 @@ from cls_shipper.service.shipper_config import (
     check_json,
     defaults,
 )
+from cls_shipper.shipping import runs
 from cls_shipper.timefmt import format_legacy, parse_legacy
 
 router = APIRouter(dependencies=[Depends(authenticate)])
@@ -171,6 +172,8 @@ def task_detail_json(task: tasks.Task, zone: Any) -> dict[str, Any]:
         "lease_owner": task.lease_owner or "",
         "lease_expire_time": format_legacy(task.lease_expires_ms, zone),
         "config": task.config,
+        # Extension: every run of this task (worker, lease, outcome), oldest first.
+        "runs": runs.history(task.task_id, zone),
     }
 
 
