@@ -159,6 +159,11 @@ BAD_SHIPPER_FIELDS: list[dict[str, Any]] = [
     {"filter_rules": [{"key": "status", "regex": "([", "value": "404"}]},
     {"filter_rules": [{"key": "k", "regex": "(.*)", "value": "v"}] * 6},
     {"filter_rules": [{"key": "k", "regex": "(.*)"}]},
+    {"compress": {"format": "lzop"}, "content": {"format": "parquet", "parquet_info": {
+        "parquet_key_info": [{"key_name": "a", "key_type": "int64",
+                              "key_non_existing_field": ""}]}}},
+    {"content": {"format": "parquet", "parquet_info": {"parquet_key_info": [
+        {"key_name": "a", "key_type": "decimal", "key_non_existing_field": ""}]}}},
     {"bucket": "Bad_Bucket"},
     {"prefix": "a b"},
     {"shipper_name": ""},

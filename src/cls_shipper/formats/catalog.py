@@ -6,9 +6,9 @@ codec's extension alone for JSON lines and CSV, nothing for `none`; Parquet obje
 
 from __future__ import annotations
 
-from cls_shipper.errors import invalid
-from cls_shipper.formats.parquetfmt import PARQUET_COMPRESSION
-from cls_shipper.service.shipper_config import COMPRESS_FORMATS, CONTENT_FORMATS, ShipperConfig
+from cls_shipper.service.shipper_config import ShipperConfig, check_combination
+
+__all__ = ["CODEC_EXTENSIONS", "check_combination", "content_type", "file_extension"]
 
 CODEC_EXTENSIONS = {
     "gzip": ".gz",
@@ -32,18 +32,6 @@ FORMAT_MEDIA_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "parquet": "application/vnd.apache.parquet",
 }
-
-
-def check_combination(content_format: str, compress: str) -> None:
-    """Raise `invalid(...)` unless objects of this format can be written with this codec."""
-    if content_format not in CONTENT_FORMATS:
-        raise invalid(f"content format must be one of {', '.join(CONTENT_FORMATS)}")
-    if compress not in COMPRESS_FORMATS:
-        raise invalid(f"compress format must be one of {', '.join(COMPRESS_FORMATS)}")
-    if content_format == "parquet" and compress not in PARQUET_COMPRESSION:
-        raise invalid(
-            f"compress format {compress} is not available for parquet content: Parquet "
-            f"compresses inside the file, choose one of {', '.join(PARQUET_COMPRESSION)}")
 
 
 def file_extension(config: ShipperConfig) -> str:

@@ -16,6 +16,10 @@ COMPRESS_FORMATS = ("gzip", "lzop", "snappy", "none", "zstd", "lz4")
 CONTENT_FORMATS = ("json", "csv", "parquet")
 META_FIELDS = ("__SOURCE__", "__FILENAME__", "__TIMESTAMP__", "__HOSTNAME__")
 PARQUET_TYPES = ("string", "boolean", "int32", "int64", "float", "double")
+# Parquet compresses inside the file, with the codecs Parquet defines (not lzop).
+PARQUET_COMPRESS_FORMATS = ("snappy", "gzip", "zstd", "lz4", "none")
+# API 3.0 allows only these escape characters for CSV (spec §7.8).
+V3_ESCAPE_CHARS = ("'", '"', "")
 STORAGE_TYPES = ("STANDARD", "STANDARD_IA", "ARCHIVE", "DEEP_ARCHIVE", "MAZ_STANDARD",
                  "MAZ_STANDARD_IA", "INTELLIGENT_TIERING", "MAZ_INTELLIGENT_TIERING")
 MAX_FILTER_RULES = 5
@@ -45,7 +49,7 @@ class CsvInfo:
 class JsonInfo:
     enable_tag: bool
     meta_fields: list[str]
-    json_type: int  # 0: every value a string; 1: values that parse as JSON are structured
+    json_type: int  # 0: every value a string; 1: JSON objects and arrays are embedded
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +240,18 @@ def check_content(content: ContentInfo, api: Api) -> ContentInfo:
     )
 
 
+def check_combination(content_format: str, compress: str) -> None:
+    """Raise unless objects of this format can be written with this codec."""
+    if content_format not in CONTENT_FORMATS:
+        raise invalid(f"content format must be one of {', '.join(CONTENT_FORMATS)}")
+    if compress not in COMPRESS_FORMATS:
+        raise invalid(f"compress format must be one of {', '.join(COMPRESS_FORMATS)}")
+    if content_format == "parquet" and compress not in PARQUET_COMPRESS_FORMATS:
+        raise invalid(
+            f"compress format {compress} is not available for parquet content: Parquet "
+            f"compresses inside the file, choose one of {', '.join(PARQUET_COMPRESS_FORMATS)}")
+
+
 def check_filter_rules(rules: Any) -> list[FilterRule]:
     if not isinstance(rules, list) or len(rules) > MAX_FILTER_RULES:
         raise invalid(f"filter_rules must be a list of at most {MAX_FILTER_RULES} rules")
@@ -281,6 +297,10 @@ def check_time_zone(value: Any) -> str:
 
 def validate(config: ShipperConfig, api: Api, min_interval: int) -> ShipperConfig:
     """Every rule on every field, in one place. Returns the normalised config."""
+    check_combination(config.content.format, config.compress)
+    if api == "v3" and config.content.csv is not None \
+            and config.content.csv.escape_char not in V3_ESCAPE_CHARS:
+        raise invalid("EscapeChar must be ', \" or empty")
     return ShipperConfig(
         topic_id=check_string("topic_id", config.topic_id, limit=64),
         bucket=check_bucket(config.bucket),
