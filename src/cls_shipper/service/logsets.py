@@ -14,6 +14,8 @@ from cls_shipper.store.schema import logsets, topics
 from cls_shipper.timefmt import now_ms
 
 MAX_PERIOD_DAYS = 3640  # API 3.0's "permanent"; the legacy doc's max is 90.
+# API 3.0's CreateLogset has no retention; its topics then keep logs this long.
+DEFAULT_PERIOD_DAYS = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +43,8 @@ def _check_period(period: Any) -> int:
     return period
 
 
-def create(ctx: Context, name: Any, period: Any, tags: list[dict[str, str]] | None = None,
-           logset_id: str | None = None) -> str:
+def create(ctx: Context, name: Any, period: Any = DEFAULT_PERIOD_DAYS,
+           tags: list[dict[str, str]] | None = None, logset_id: str | None = None) -> str:
     name = _check_name(name)
     period = _check_period(period)
     new = logset_id or new_id()

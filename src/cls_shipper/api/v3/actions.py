@@ -24,7 +24,6 @@ from cls_shipper.timefmt import format_legacy
 
 # CreateLogset has no retention parameter in API 3.0 (topics carry `Period`); a logset's
 # period is what its topics inherit. 30 days is CLS's default topic retention.
-DEFAULT_LOGSET_PERIOD_DAYS = 30
 MAX_TAGS = 10
 MAX_FILTERS = 10
 MAX_FILTER_VALUES = 100  # the older doc page's figure; the current one says 10 (spec §10.17)
@@ -103,8 +102,8 @@ def _logset_info(item: logsets.Logset, zone: tzinfo) -> dict[str, Any]:
 
 
 def create_logset(call: Call, q: p.CreateLogset) -> dict[str, Any]:
-    new = logsets.create(call.ctx, q.LogsetName, DEFAULT_LOGSET_PERIOD_DAYS, _tags(q.Tags),
-                         q.LogsetId or None)
+    new = logsets.create(call.ctx, q.LogsetName, tags=_tags(q.Tags),
+                         logset_id=q.LogsetId or None)
     return {"LogsetId": new}
 
 
