@@ -1,0 +1,159 @@
+"""Shipping throughput through the engine's real path, per format and codec.
+
+One window of at least 100 MB of raw JSON lines (nginx-style records, stored as uploads are:
+LogGroupList chunks of 1,000 logs, LZ4) sits in a SQLite log store. For each format and
+codec, `shipping.worker.ship` reads the window from the store, decodes, encodes, compresses
+and writes objects into a local-directory sink (fsync + rename), as a worker does. In the
+same run, the baselines:
+
+  (a) the codec alone compressing the same JSON-lines bytes (1 MiB at a time);
+  (b) a straightforward exporter: parse, json.dumps per record, one buffer, gzip level 6;
+  (c) peak RSS growth of `ship` for a window of half the size and the full size, each in a
+      fresh process (memory must not grow with the window: it streams).
+
+Throughput is per CPU-second of this process (time.process_time), so a busy neighbour on the
+shared cores does not distort it; MB are 10^6 bytes of the window's raw JSON lines. Scaling
+with worker processes is bench/scale.py's job. Usage:
+
+    .venv/bin/python bench/ship.py [--mb 100]
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cls_shipper.config import Settings
+from cls_shipper.service import Context, logsets, topics
+from cls_shipper.service.shipper_config import ContentInfo, ShipperConfig
+from cls_shipper.shipping import queue, worker
+from cls_shipper.sinks import open_sink
+from cls_shipper.store import Database, open_database
+from cls_shipper.store.logs import NewChunk, append_chunks
+from ship_encode import (
+    CSV,
+    JSON_ALL,
+    PARQUET,
+    build_chunks,
+    codec_alone,
+    json_lines,
+    naive_exporter,
+)
+
+MB = 1_000_000
+CASES: list[tuple[str, ContentInfo, str]] = [
+    ("json", JSON_ALL, "gzip"), ("json", JSON_ALL, "zstd"), ("json", JSON_ALL, "snappy"),
+    ("json", JSON_ALL, "lz4"), ("json", JSON_ALL, "lzop"), ("json", JSON_ALL, "none"),
+    ("csv", CSV, "gzip"), ("parquet", PARQUET, "snappy"), ("parquet", PARQUET, "zstd"),
+]
+
+
+def load_window(db: Database, ctx: Context, chunks: list[bytes], name: str) -> str:
+    """Store `chunks` as one topic's log; they all fall into the current window."""
+    logset = logsets.create(ctx, f"bench-{name}", 7)
+    topic = topics.create(ctx, logset, name)
+    # bench chunks are LZ4 blocks with a 4-byte size prefix; the store keeps the SDK's form
+    # (a raw block) with the size beside it.
+    append_chunks(db, [NewChunk(topic, 1000, "lz4", int.from_bytes(c[:4], "little"),
+                                "192.0.2.10", c[4:]) for c in chunks])
+    return topic
+
+
+def task_for(topic: str, content: ContentInfo, codec: str) -> queue.Claimed:
+    config = ShipperConfig(topic_id=topic, bucket="bench-1", prefix=f"{content.format}-{codec}/",
+                           shipper_name="bench", interval=300, max_size=256,
+                           partition="%Y/%m/%d/", compress=codec, content=content,
+                           time_zone="UTC")
+    return queue.Claimed("bench-task", "bench-shipper", topic, 0, 2**62, 1,
+                         config.to_dict(), "bench")
+
+
+def ship_once(db_url: str, sink_url: str, topic: str, content: ContentInfo,
+              codec: str) -> tuple[queue.Outcome, float, float]:
+    db = open_database(db_url, run_migrations=False)
+    sink = open_sink(sink_url)
+    wall, cpu = time.perf_counter(), time.process_time()
+    outcome = worker.ship(db, sink, task_for(topic, content, codec))
+    result = outcome, time.process_time() - cpu, time.perf_counter() - wall
+    db.dispose()
+    return result
+
+
+def child_rss(db_url: str, sink_url: str, topic: str) -> None:
+    """(c), in a fresh process: ship one window as JSON+gzip, print the peak RSS (bytes).
+    Imports are the same in every child, so the difference between two windows is what the
+    window's size costs."""
+    ship_once(db_url, sink_url, topic, JSON_ALL, "gzip")
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+
+
+def rss_growth(db_url: str, sink_url: str, topic: str) -> int:
+    done = subprocess.run([sys.executable, __file__, "--child", db_url, sink_url, topic],
+                          check=True, capture_output=True, text=True)
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mb", type=float, default=100.0, help="window size, MB of JSON lines")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child_rss(*args.child)
+        return
+
+    work = Path(tempfile.mkdtemp(prefix="cls-bench-ship-"))
+    try:
+        db_url = f"sqlite:///{work / 'bench.db'}"
+        sink_url = (work / "buckets").as_uri()
+        db = open_database(db_url)
+        ctx = Context(db, Settings(data_dir=work, min_interval=1))
+        chunks = build_chunks(args.mb)
+        full = load_window(db, ctx, chunks, "full")
+        half = load_window(db, ctx, chunks[:len(chunks) // 2], "half")
+        raw = json_lines(chunks)
+        records = len(chunks) * 1000
+        mb = len(raw) / MB
+        stored = sum(len(c) for c in chunks) / MB
+        print(f"window: {records:,} records, {mb:.1f} MB of JSON lines, "
+              f"{stored:.0f} MB stored (LZ4 chunks in SQLite)\n")
+        print(f"{'format+codec':<16}{'ship MB/s':>10}{'rec/s':>10}{'codec alone':>13}"
+              f"{'ratio':>7}{'out MB':>8}{'objects':>8}")
+        alone: dict[str, float] = {}
+        for fmt, content, codec in CASES:
+            outcome, cpu, _ = ship_once(db_url, sink_url, full, content, codec)
+            assert outcome.records == records, (fmt, codec, outcome.records)
+            if codec not in alone and codec != "none":
+                _, codec_cpu = codec_alone(codec, raw)
+                alone[codec] = mb / codec_cpu
+            base = alone.get(codec)
+            ratio = f"{mb / cpu / base:.2f}" if base and fmt == "json" else "-"
+            print(f"{fmt + '+' + codec:<16}{mb / cpu:>10.1f}{records / cpu:>10,.0f}"
+                  f"{(f'{base:.1f}' if base else '-'):>13}{ratio:>7}"
+                  f"{outcome.bytes_out / MB:>8.1f}{len(outcome.objects):>8}")
+        start = time.process_time()
+        naive = naive_exporter(chunks)
+        naive_cpu = time.process_time() - start
+        _, gzip_cpu, _ = ship_once(db_url, sink_url, full, JSON_ALL, "gzip")
+        print(f"\nstraightforward exporter (json.dumps + gzip-6): {mb / naive_cpu:.1f} MB/s "
+              f"({len(naive) / MB:.1f} MB out); ship json+gzip is "
+              f"{naive_cpu / gzip_cpu:.2f}x faster")
+        half_rss, full_rss = (rss_growth(db_url, sink_url, half),
+                              rss_growth(db_url, sink_url, full))
+        print(f"peak RSS of a process shipping json+gzip: {half_rss / 2**20:.0f} MiB for a "
+              f"{mb / 2:.0f} MB window, {full_rss / 2**20:.0f} MiB for {mb:.0f} MB "
+              f"(+{(full_rss - half_rss) / 2**20:.1f} MiB for twice the data)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
