@@ -15,8 +15,8 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import random
 import shutil
-import sys
 import tempfile
 import time
 from multiprocessing.synchronize import Event
@@ -26,6 +26,8 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 
 from cls_shipper.config import Settings
+from cls_shipper.ingest.cls_pb import LogGroupList
+from cls_shipper.ingest.decode import compress_lz4
 from cls_shipper.service import Context, logsets, shippers, topics
 from cls_shipper.service.shipper_config import ShipperConfig, defaults
 from cls_shipper.shipping import queue, worker
@@ -35,17 +37,49 @@ from cls_shipper.store.database import WORKER_POOL
 from cls_shipper.store.schema import log_chunks, task_runs, tasks
 from cls_shipper.store.schema import topics as topics_table
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ship_encode import LOGS_PER_CHUNK, _nginx_chunk  # noqa: E402 (bench sibling)
-
 MB = 1_000_000
 INTERVAL_S = 60
+LOGS_PER_CHUNK = 1000
+_PATHS = ["/", "/index.html", "/api/v1/users/{n}", "/api/v1/orders/{n}/items", "/search",
+          "/static/js/app.{h}.js", "/img/{h}.png", "/cart/{n}", "/login"]
+_AGENTS = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+           "Chrome/{v}.0.0.0 Safari/537.36", "curl/8.{v}.0", "python-requests/2.{v}.0",
+           "Mozilla/5.0 (X11; Linux x86_64; rv:{v}.0) Gecko/20100101 Firefox/{v}.0"]
+
+
+def nginx_chunk(rng: random.Random, start_ms: int, index: int) -> bytes:
+    """One upload's LogGroupList (uncompressed): 1,000 nginx access-log records."""
+    message = LogGroupList()
+    group = message.logGroupList.add()
+    group.source = f"10.0.{index % 4}.{index % 250 + 1}"
+    group.filename = "/var/log/nginx/access.log"
+    tag = group.logTags.add()
+    tag.key, tag.value = "cluster", "prod-a"
+    for i in range(LOGS_PER_CHUNK):
+        ms = start_ms + index * 2000 + i * 2
+        fields = (
+            ("remote_addr", f"{rng.randint(1, 223)}.{rng.randint(0, 255)}.{rng.randint(0, 255)}"
+                            f".{rng.randint(1, 254)}"),
+            ("time_local", time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(ms // 1000))),
+            ("method", rng.choices(["GET", "POST", "PUT"], [85, 12, 3])[0]),
+            ("request_uri", rng.choice(_PATHS).format(n=rng.randint(1, 9_999_999),
+                                                      h=f"{rng.getrandbits(40):010x}")),
+            ("status", rng.choices(["200", "304", "404", "500"], [86, 6, 6, 2])[0]),
+            ("body_bytes_sent", str(rng.randint(0, 250_000))),
+            ("http_user_agent", rng.choice(_AGENTS).format(v=rng.randint(1, 130))),
+            ("request_time", f"{rng.expovariate(20):.3f}"),
+            ("request_id", f"{rng.getrandbits(128):032x}"),
+        )
+        log = group.logs.add()
+        log.time = ms
+        for key, value in fields:
+            content = log.contents.add()
+            content.key, content.value = key, value
+    return bytes(message.SerializeToString())
 
 
 def preload(url: str, windows: int, chunks_per_window: int, shipper_count: int) -> int:
     """Topic, shippers and chunks; the windows cut into tasks. Returns the task count."""
-    import random
-
     ctx = Context(open_database(url), Settings(min_interval=1, quota_shippers=100))
     logset = logsets.create(ctx, f"bench-{os.getpid()}", 7)
     topic = topics.create(ctx, logset, "nginx")
@@ -57,16 +91,18 @@ def preload(url: str, windows: int, chunks_per_window: int, shipper_count: int) 
         shipper_id = shippers.create(ctx, config, "legacy")
         cursor = shippers.get(ctx, shipper_id).progress.next_window_ms
     rng = random.Random(7)
-    distinct = [_nginx_chunk(rng, cursor, i) for i in range(min(48, chunks_per_window * 2))]
+    # Stored the way ingest stores them: a raw LZ4 block and its decompressed size.
+    raws = [nginx_chunk(rng, cursor, i) for i in range(min(48, chunks_per_window * 2))]
+    distinct = [(compress_lz4(raw), len(raw)) for raw in raws]
     offset = 0
     rows: list[dict[str, Any]] = []
     for window in range(windows):
         for i in range(chunks_per_window):
-            payload = distinct[(window * chunks_per_window + i) % len(distinct)]
+            payload, raw_size = distinct[(window * chunks_per_window + i) % len(distinct)]
             rows.append({"topic_id": topic, "first_offset": offset,
                          "record_count": LOGS_PER_CHUNK,
                          "ingest_ms": cursor + window * INTERVAL_S * 1000 + i,
-                         "codec": "lz4", "raw_size": 0, "client_ip": "192.0.2.10",
+                         "codec": "lz4", "raw_size": raw_size, "client_ip": "192.0.2.10",
                          "payload": payload})
             offset += LOGS_PER_CHUNK
     with ctx.db.begin() as conn:
@@ -79,25 +115,6 @@ def preload(url: str, windows: int, chunks_per_window: int, shipper_count: int) 
     cut = queue.cut_windows(ctx.db, end, "UTC")
     ctx.db.dispose()
     return cut
-
-
-def _raw_sizes_fixed(url: str) -> None:
-    """raw_size is the decompressed LogGroupList size the reader needs (lz4 block with the
-    size stored: the decoder ignores it, but keep the column honest)."""
-    import lz4.block
-
-    db = open_database(url, run_migrations=False)
-    with db.begin() as conn:
-        rows = conn.execute(select(log_chunks.c.topic_id, log_chunks.c.first_offset,
-                                   log_chunks.c.payload)).all()
-        sizes: dict[bytes, int] = {}
-        for row in rows:
-            payload = bytes(row.payload)
-            size = sizes.setdefault(payload, len(lz4.block.decompress(payload)))
-            conn.execute(update(log_chunks).where(
-                log_chunks.c.topic_id == row.topic_id,
-                log_chunks.c.first_offset == row.first_offset).values(raw_size=size))
-    db.dispose()
 
 
 def _worker(url: str, sink_url: str, worker_id: str, ready: Any, go: Event) -> None:
@@ -155,7 +172,7 @@ def run(url: str, sink_dir: Path, workers: int) -> tuple[float, int, int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="default: SQLite in a temp dir")
-    parser.add_argument("--windows", type=int, default=12)
+    parser.add_argument("--windows", type=int, default=24)
     parser.add_argument("--chunks-per-window", type=int, default=10)
     parser.add_argument("--shippers", type=int, default=2)
     parser.add_argument("--workers", default="1,2,4")
@@ -163,7 +180,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="cls-scale-") as tmp:
         url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
         count = preload(url, args.windows, args.chunks_per_window, args.shippers)
-        _raw_sizes_fixed(url)
         print(f"{count} tasks ({args.shippers} shippers x {args.windows} windows of "
               f"{args.chunks_per_window * LOGS_PER_CHUNK} records), gzip JSON lines, "
               f"file sink; {os.cpu_count()} CPUs; {url.split(':', 1)[0]}")
