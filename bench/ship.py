@@ -21,7 +21,6 @@ with worker processes is bench/scale.py's job. Usage:
 from __future__ import annotations
 
 import argparse
-import resource
 import shutil
 import subprocess
 import sys
@@ -92,7 +91,11 @@ def child_rss(db_url: str, sink_url: str, topic: str) -> None:
     Imports are the same in every child, so the difference between two windows is what the
     window's size costs."""
     ship_once(db_url, sink_url, topic, JSON_ALL, "gzip")
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over fork and exec, so a child would
+    # report its parent's peak (here the whole window, held for the baselines).
+    with open("/proc/self/status") as status:
+        peak_kib = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:"))
+    print(peak_kib * 1024)
 
 
 def rss_growth(db_url: str, sink_url: str, topic: str) -> int:
