@@ -104,3 +104,22 @@ def test_retry_only_failed(ctx: Context) -> None:
     tasks.retry(ctx, shipper_id, task.task_id)
     retried = tasks.get_task(ctx, shipper_id, task.task_id)
     assert retried.status == "wait" and retried.attempts == 0
+
+
+def test_logset_and_topic_search(ctx: Context) -> None:
+    from cls_shipper.service.matching import TagFilter
+
+    web = logsets.create(ctx, "web-prod", 7, tags=[{"Key": "team", "Value": "edge"}])
+    db = logsets.create(ctx, "db-prod", 7, tags=[{"Key": "team", "Value": "data"}])
+    assert [s.logset_id for s in logsets.search(ctx, names=["prod"])] == [web, db]
+    assert [s.logset_id for s in logsets.search(ctx, names=["prod"], exact_names=True)] == []
+    assert [s.logset_id for s in logsets.search(
+        ctx, tags=TagFilter(values={"team": ["data", "ops"]}))] == [db]
+    assert logsets.search(ctx, tags=TagFilter(keys=["owner"])) == []
+    nginx = topics.create(ctx, web, "nginx")
+    topics.create(ctx, db, "nginx-slow")
+    found = topics.search(ctx, topics.TopicQuery(names=["nginx"], exact_names=True))
+    assert [(t.topic_id, name) for t, name in found] == [(nginx, "web-prod")]
+    assert len(topics.search(ctx, topics.TopicQuery(names=["nginx"]))) == 2
+    assert [t.topic_id for t, _ in topics.search(
+        ctx, topics.TopicQuery(logset_names=["web"]))] == [nginx]

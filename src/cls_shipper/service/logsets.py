@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.service.context import Context, new_id
+from cls_shipper.service.matching import TagFilter, id_matches, text_matches
 from cls_shipper.store.schema import logsets, topics
 from cls_shipper.timefmt import now_ms
 
@@ -88,6 +89,15 @@ def list_all(ctx: Context) -> list[Logset]:
     with ctx.db.read() as conn:
         rows = conn.execute(_query().order_by(logsets.c.created_ms, logsets.c.logset_id)).all()
     return [_row_to_logset(r) for r in rows]
+
+
+def search(ctx: Context, *, names: list[str] | None = None, exact_names: bool = False,
+           ids: list[str] | None = None, tags: TagFilter | None = None) -> list[Logset]:
+    """Logsets matching every given criterion, in creation order."""
+    tag_filter = tags or TagFilter()
+    return [item for item in list_all(ctx)
+            if text_matches(item.logset_name, names, exact_names)
+            and id_matches(item.logset_id, ids) and tag_filter.matches(item.tags)]
 
 
 def modify(ctx: Context, logset_id: str, name: Any = None, period: Any = None,

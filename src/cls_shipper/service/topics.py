@@ -9,6 +9,7 @@ from sqlalchemy import delete, func, insert, select, update
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.service.context import Context, new_id
+from cls_shipper.service.matching import TagFilter, id_matches, text_matches
 from cls_shipper.store.schema import log_chunks, logsets, shippers, topics
 from cls_shipper.timefmt import now_ms
 
@@ -145,6 +146,30 @@ def list_topics(ctx: Context, logset_id: str | None = None) -> list[Topic]:
             raise ServiceError(Kinds.LOGSET_NOT_EXIST, f"logset {logset_id!r} does not exist")
         rows = conn.execute(query).all()
     return [_to_topic(r) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class TopicQuery:
+    names: list[str] | None = None
+    exact_names: bool = False
+    logset_names: list[str] | None = None
+    exact_logset_names: bool = False
+    topic_ids: list[str] | None = None
+    logset_ids: list[str] | None = None
+    tags: TagFilter | None = None
+
+
+def search(ctx: Context, query: TopicQuery) -> list[tuple[Topic, str]]:
+    """Topics matching every criterion, in creation order, each with its logset's name."""
+    with ctx.db.read() as conn:
+        names = dict(conn.execute(select(logsets.c.logset_id, logsets.c.logset_name)).all())
+    tag_filter = query.tags or TagFilter()
+    return [(t, names.get(t.logset_id, "")) for t in list_topics(ctx)
+            if text_matches(t.topic_name, query.names, query.exact_names)
+            and text_matches(names.get(t.logset_id, ""), query.logset_names,
+                             query.exact_logset_names)
+            and id_matches(t.topic_id, query.topic_ids)
+            and id_matches(t.logset_id, query.logset_ids) and tag_filter.matches(t.tags)]
 
 
 def modify(ctx: Context, topic_id: str, **changes: Any) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from cls_shipper.api.v3 import params as p
 from cls_shipper.errors import ErrorKind, ServiceError, invalid
 from cls_shipper.service import Context, ingest, logsets, shippers, tasks, topics
+from cls_shipper.service.matching import TagFilter
 from cls_shipper.service.shipper_config import (
     ContentInfo,
     FilterRule,
@@ -80,17 +81,9 @@ def _filters(filters: list[p.Filter] | None, keys: set[str]) -> dict[str, list[s
     return out
 
 
-def _match(value: str, wanted: list[str], exact: bool) -> bool:
-    return value in wanted if exact else any(w in value for w in wanted)
-
-
-def _tags_match(tags: list[dict[str, str]], found: dict[str, list[str]]) -> bool:
-    pairs = {(t.get("Key"), t.get("Value")) for t in tags}
-    keys = {t.get("Key") for t in tags}
-    if "tagKey" in found and not keys & set(found["tagKey"]):
-        return False
-    return all(any((name[4:], v) in pairs for v in values)
-               for name, values in found.items() if name.startswith("tag:"))
+def _tag_filter(found: dict[str, list[str]]) -> TagFilter:
+    return TagFilter(keys=found.get("tagKey"),
+                     values={k[4:]: v for k, v in found.items() if k.startswith("tag:")})
 
 
 # ---- logsets ----
@@ -110,10 +103,8 @@ def create_logset(call: Call, q: p.CreateLogset) -> dict[str, Any]:
 def describe_logsets(call: Call, q: p.DescribeLogsets) -> dict[str, Any]:
     offset, limit = _page(q.Offset, q.Limit)
     found = _filters(q.Filters, {"logsetName", "logsetId", "tagKey", "tag:"})
-    items = [i for i in logsets.list_all(call.ctx)
-             if _match(i.logset_name, found.get("logsetName", [""]), False)
-             and ("logsetId" not in found or i.logset_id in found["logsetId"])
-             and _tags_match(i.tags, found)]
+    items = logsets.search(call.ctx, names=found.get("logsetName"), ids=found.get("logsetId"),
+                           tags=_tag_filter(found))
     return {"Logsets": [_logset_info(i, call.ctx.zone) for i in items[offset:offset + limit]],
             "TotalCount": len(items)}
 
@@ -165,17 +156,15 @@ def describe_topics(call: Call, q: p.DescribeTopics) -> dict[str, Any]:
     _plain_topic(None, q.BizType)
     found = _filters(q.Filters, {"topicName", "logsetName", "topicId", "logsetId", "tagKey",
                                  "tag:", "storageType"})
-    names = {s.logset_id: s.logset_name for s in logsets.list_all(call.ctx)}
-    items = [t for t in topics.list_topics(call.ctx)
-             if _match(t.topic_name, found.get("topicName", [""]), bool(q.PreciseSearch & 1))
-             and _match(names.get(t.logset_id, ""), found.get("logsetName", [""]),
-                        bool(q.PreciseSearch & 2))
-             and ("topicId" not in found or t.topic_id in found["topicId"])
-             and ("logsetId" not in found or t.logset_id in found["logsetId"])
-             and ("storageType" not in found or "hot" in found["storageType"])
-             and _tags_match(t.tags, found)]
-    return {"Topics": [_topic_info(t, names.get(t.logset_id, ""), call.ctx.zone)
-                       for t in items[offset:offset + limit]],
+    if "storageType" in found and "hot" not in found["storageType"]:
+        return {"Topics": [], "TotalCount": 0}  # every topic here is a "hot" one
+    items = topics.search(call.ctx, topics.TopicQuery(
+        names=found.get("topicName"), exact_names=bool(q.PreciseSearch & 1),
+        logset_names=found.get("logsetName"), exact_logset_names=bool(q.PreciseSearch & 2),
+        topic_ids=found.get("topicId"), logset_ids=found.get("logsetId"),
+        tags=_tag_filter(found)))
+    return {"Topics": [_topic_info(t, name, call.ctx.zone)
+                       for t, name in items[offset:offset + limit]],
             "TotalCount": len(items)}
 
 
