@@ -8,7 +8,6 @@ import errno
 import os
 import tempfile
 from pathlib import Path
-from types import TracebackType
 
 from cls_shipper.sinks.base import Digests, SinkError, WrittenObject, check_bucket, check_key
 
@@ -85,16 +84,6 @@ class LocalWriter:
         self._done = True
         self._file.close()
         self._tmp.unlink(missing_ok=True)
-
-    def __enter__(self) -> LocalWriter:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 class LocalSink:

@@ -22,7 +22,6 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
@@ -310,16 +309,6 @@ class S3Writer:
         # the store leaves the upload to the bucket's lifecycle rule.
         with contextlib.suppress(Exception):
             self._file.__exit__(_Aborted, _Aborted("writer aborted"), None)
-
-    def __enter__(self) -> S3Writer:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
 
 
 class S3Sink:
