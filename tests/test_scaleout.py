@@ -29,7 +29,7 @@ from cls_shipper.store import open_database
 from cls_shipper.store.schema import nodes, task_runs, tasks
 from tests.conftest import postgres_base
 from tests.s3server import S3TestServer
-from tests.shipping_support import wait_shipped
+from tests.shipping_support import parse_legacy, wait_shipped
 from tests.support import (
     LegacyClient,
     ServerProcess,
@@ -231,14 +231,17 @@ def test_two_apis_three_workers_survive_sigkill(
         all_tasks: list[str] = []
         for bucket, shipper_id in by_name.values():
             listed = wait_shipped(reader, shipper_id, done_at, timeout=120)
-            assert all(t["status"] == "success" for t in listed)
-            all_tasks += [t["task_id"] for t in listed]
+            # The windows up to the last upload (the scheduler goes on cutting empty ones).
+            covering = [t for t in listed if parse_legacy(t["range_start"]) <= done_at]
+            assert all(t["status"] == "success" for t in covering)
+            all_tasks += [t["task_id"] for t in covering]
             records = shipped_records(s3_server, reader, shipper_id, bucket, "json", "gzip")
             seqs = Counter(int(r["seq"]) for r in records)
             assert [s for s, n in seqs.items() if n > 1] == []  # nothing twice
             assert set(seqs) == expected  # nothing lost
         with engine.connect() as conn:
-            statuses = set(conn.execute(select(tasks.c.status)).scalars())
+            statuses = set(conn.execute(select(tasks.c.status)
+                                        .where(tasks.c.task_id.in_(all_tasks))).scalars())
         assert statuses == {"success"}
         outcomes = assert_no_overlapping_runs(engine, all_tasks)
         detail = reader.call("GET", "/task", {"shipper_id": by_name["a"][1],
@@ -248,7 +251,7 @@ def test_two_apis_three_workers_survive_sigkill(
 
         final = status_json(url)
         assert final["leader"].endswith(f":{standby.proc.pid}")
-        assert final["queue"]["wait"] == final["queue"]["running"] == 0
+        assert final["queue"]["failed"] == 0
     finally:
         for proc in everyone:
             proc.stop()
