@@ -11,7 +11,7 @@ from cls_shipper.errors import ServiceError
 from cls_shipper.service import Context, logsets, shippers, tasks, topics
 from cls_shipper.service.shipper_config import ShipperConfig, defaults
 from cls_shipper.shipping import queue
-from cls_shipper.store import open_database
+from cls_shipper.store import open_database, schema
 from cls_shipper.store.schema import topics as topics_table
 
 
@@ -19,6 +19,11 @@ from cls_shipper.store.schema import topics as topics_table
 def ctx(database_url: str) -> Context:
     db = open_database(database_url)
     open_database(database_url)  # migrations are idempotent
+    # PostgreSQL's database is the session's: start each test from empty tables.
+    with db.begin() as conn:
+        for table in reversed(schema.metadata.sorted_tables):
+            if table.name != "access_keys":
+                conn.execute(table.delete())
     return Context(db, Settings(min_interval=1, quota_logsets=1000))
 
 
