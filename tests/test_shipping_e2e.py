@@ -18,8 +18,8 @@ import pytest
 
 from tests.s3server import S3TestServer
 from tests.sdk_env import sdk_put_logs
-from tests.shipping_support import read_records, tasks_of, wait_shipped
-from tests.support import LegacyClient, ServerProcess
+from tests.shipping_support import legacy, read_records, tasks_of, wait_shipped
+from tests.support import ApiError, LegacyClient, ServerProcess
 
 ENGINE_ENV = {
     "CLS_SHIPPER_SCHEDULER_TICK": "0.2",
@@ -274,3 +274,36 @@ def test_switching_off_pauses_and_switching_on_ships_the_paused_span(
     assert all(a["range_end"] == b["range_start"] for a, b in itertools.pairwise(listed))
     assert_each_once(shipped_records(s3_server, sclient, shipper_id, bucket, "json", "gzip"),
                      range(200))
+
+
+def test_audit_proves_the_bucket_matches_the_ledger(
+        s3ship: ServerProcess, sclient: LegacyClient, s3_server: S3TestServer) -> None:
+    topic, bucket = new_topic(sclient), new_bucket(s3_server)
+    shipper_id = sclient.call("POST", "/shipper", json={
+        "topic_id": topic, "bucket": bucket, "prefix": "a/", "shipper_name": "audited",
+        "interval": 1, "compress": {"format": "gzip"}})["shipper_id"]
+    upload(s3ship, topic, 0, 300)
+    upload(s3ship, topic, 300, 300)
+    wait_shipped(sclient, shipper_id, time.time() * 1000)
+    span = {"shipper_id": shipper_id, "start_time": legacy(time.time() * 1000 - 600_000),
+            "end_time": legacy(time.time() * 1000)}
+    report = sclient.call("GET", "/audit", span)
+    assert report["clean"] and report["records"] == 600 and report["findings"] == []
+    assert report["objects"] == len(s3_server.list_objects(bucket, "a/")) >= 1
+
+    keys = sorted(s3_server.list_objects(bucket, "a/"))
+    s3 = s3_server.client()
+    if len(keys) > 1:
+        s3.delete_object(Bucket=bucket, Key=keys[1])
+    s3.put_object(Bucket=bucket, Key=keys[0], Body=b"tampered")
+    stray = keys[0].rsplit("_", 1)[0] + "_7.gz"
+    s3.put_object(Bucket=bucket, Key=stray, Body=b"not ours")
+    report = sclient.call("GET", "/audit", span)
+    kinds = {(f["kind"], f["key"]) for f in report["findings"]}
+    assert not report["clean"]
+    assert ("mismatched", keys[0]) in kinds and ("extra", stray) in kinds
+    if len(keys) > 1:
+        assert ("missing", keys[1]) in kinds
+    with pytest.raises(ApiError) as err:
+        sclient.call("GET", "/audit", {**span, "shipper_id": "nope"})
+    assert err.value.code == "ShipperNotExist"

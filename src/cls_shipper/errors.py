@@ -24,10 +24,14 @@ class Kinds:
     BODY_TOO_LARGE = ErrorKind("InvalidContent", 413, "InvalidParameter")
     TOPIC_CLOSED = ErrorKind("TopicClosed", 400, "FailedOperation.TopicClosed")
     LOGSET_NOT_EMPTY = ErrorKind("LogsetNotEmpty", 400, "FailedOperation.LogsetNotEmpty")
-    MISSING_AUTHORIZATION = ErrorKind("MissingAuthorization", 400, "AuthFailure.InvalidAuthorization")
-    INVALID_AUTHORIZATION = ErrorKind("InvalidAuthorization", 400, "AuthFailure.InvalidAuthorization")
-    SECRET_ID_NOT_FOUND = ErrorKind("AuthFailure.SecretIdNotFound", 401, "AuthFailure.SecretIdNotFound")
-    SIGNATURE_FAILURE = ErrorKind("AuthFailure.SignatureFailure", 401, "AuthFailure.SignatureFailure")
+    MISSING_AUTHORIZATION = ErrorKind(
+        "MissingAuthorization", 400, "AuthFailure.InvalidAuthorization")
+    INVALID_AUTHORIZATION = ErrorKind(
+        "InvalidAuthorization", 400, "AuthFailure.InvalidAuthorization")
+    SECRET_ID_NOT_FOUND = ErrorKind(
+        "AuthFailure.SecretIdNotFound", 401, "AuthFailure.SecretIdNotFound")
+    SIGNATURE_FAILURE = ErrorKind(
+        "AuthFailure.SignatureFailure", 401, "AuthFailure.SignatureFailure")
     SIGNATURE_EXPIRE = ErrorKind("AuthFailure.SignatureExpire", 401, "AuthFailure.SignatureExpire")
     TOKEN_FAILURE = ErrorKind("AuthFailure.TokenFailure", 401, "AuthFailure.TokenFailure")
     LOGSET_EXCEED = ErrorKind("LogsetExceed", 403, "LimitExceeded.Logset")
@@ -46,6 +50,9 @@ class Kinds:
     LOGSET_CONFLICT = ErrorKind("LogsetConflict", 409, "InvalidParameter.LogsetConflict")
     TOPIC_CONFLICT = ErrorKind("TopicConflict", 409, "InvalidParameter.TopicConflict")
     SHIPPER_CONFLICT = ErrorKind("ShipperConflict", 409, "InvalidParameter.ShipperConflict")
+    # The object store failed while we asked it something (an audit): not our bug, not the
+    # caller's input; the message carries the store's own reason (bucket missing, denied...).
+    OBJECT_STORE_FAILED = ErrorKind("InternalError", 502, "FailedOperation")
     SPEED_QUOTA_EXCEED = ErrorKind("SpeedQuotaExceed", 429, "RequestLimitExceeded")
     INTERNAL = ErrorKind("InternalError", 500, "InternalError")
 

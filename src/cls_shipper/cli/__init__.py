@@ -11,6 +11,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 app.command("serve")(serve.serve)
 app.add_typer(keys.app, name="keys")
 app.command("tasks")(tasks.tasks)
+app.command("audit")(tasks.audit)
 app.command("status")(status.status)
 app.command("sign")(sign.sign)
 app.command("upload")(logs.upload)

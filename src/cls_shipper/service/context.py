@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from cls_shipper.auth.keys import KeyCache
 from cls_shipper.config import Settings
+from cls_shipper.sinks import Sink, open_sink
 from cls_shipper.store import Database
 
 
@@ -16,9 +18,18 @@ class Context:
     db: Database
     settings: Settings
     keys: KeyCache = field(init=False)
+    _sink: Sink | None = field(init=False, default=None)
+    _sink_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.keys = KeyCache(self.db)
+
+    def sink(self) -> Sink:
+        """The object store, opened on first use (API nodes only need it for audits)."""
+        with self._sink_lock:
+            if self._sink is None:
+                self._sink = open_sink(self.settings.object_store_url)
+            return self._sink
 
     @property
     def zone(self) -> ZoneInfo:

@@ -29,6 +29,18 @@ def window_token(shipper_id: str, range_start_ms: int) -> str:
     return str(int.from_bytes(digest[:8], "big"))
 
 
+def window_key_pattern(*, shipper_id: str, prefix: str, partition: str, zone: tzinfo,
+                       range_start_ms: int, extension: str, filename_mode: int,
+                       first_offset: int) -> re.Pattern[str]:
+    """Matches the keys of every part `object_key` can give this window, and no other."""
+    first = object_key(shipper_id=shipper_id, prefix=prefix, partition=partition, zone=zone,
+                       range_start_ms=range_start_ms, part=0, extension=extension,
+                       filename_mode=filename_mode, first_offset=first_offset)
+    stem = first[:len(first) - len(extension) - (0 if filename_mode == 1 else 1)]
+    parts = r"(?:-\d+)?" if filename_mode == 1 else r"\d+"
+    return re.compile(re.escape(stem) + parts + re.escape(extension) + "$")
+
+
 def object_key(*, shipper_id: str, prefix: str, partition: str, zone: tzinfo,
                range_start_ms: int, part: int, extension: str, filename_mode: int,
                first_offset: int) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -42,6 +43,15 @@ class WrittenObject:
     sha256: str  # hex digest of the object bytes
 
 
+@dataclass(frozen=True)
+class StoredObject:
+    """An object as the store describes it, for audits."""
+
+    key: str
+    size: int
+    md5: str  # hex digest when the store knows it (a file; an S3 single-part ETag), else ""
+
+
 class ObjectWriter(Protocol):
     def write(self, data: bytes) -> None: ...
 
@@ -57,6 +67,15 @@ class ObjectWriter(Protocol):
 class Sink(Protocol):
     def open_writer(self, bucket: str, key: str, *, content_type: str,
                     storage_class: str = "STANDARD") -> ObjectWriter: ...
+
+    def stat(self, bucket: str, key: str) -> StoredObject | None:
+        """The object under `key`, or None when there is none."""
+        ...
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[StoredObject]:
+        """Every object whose key starts with `prefix` (any characters, not only up to a
+        `/`), in no particular order."""
+        ...
 
     def describe(self) -> str:
         """Where objects go, for logs and status; never contains secrets."""

@@ -5,11 +5,20 @@ object or the complete new one, never a part."""
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from cls_shipper.sinks.base import Digests, SinkError, WrittenObject, check_bucket, check_key
+from cls_shipper.sinks.base import (
+    Digests,
+    SinkError,
+    StoredObject,
+    WrittenObject,
+    check_bucket,
+    check_key,
+)
 
 # In-flight files are hidden and end in this suffix; anything left after a crash can be
 # deleted safely.
@@ -107,5 +116,34 @@ class LocalSink:
         del content_type, storage_class
         return LocalWriter(bucket, key, self.path_of(bucket, key))
 
+    def stat(self, bucket: str, key: str) -> StoredObject | None:
+        path = self.path_of(bucket, key)
+        try:
+            return _stored(key, path)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise _os_error(exc, "read", path) from exc
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[StoredObject]:
+        check_bucket(bucket)
+        directory, _, _ = prefix.rpartition("/")
+        top = self.root / bucket / directory
+        if not top.is_dir():
+            return
+        for path in sorted(top.rglob("*")):
+            key = path.relative_to(self.root / bucket).as_posix()
+            # Temp files of writes under way (or left by a crash) are not objects.
+            if path.is_file() and key.startswith(prefix) and not path.name.endswith(TEMP_SUFFIX):
+                yield _stored(key, path)
+
     def describe(self) -> str:
         return f"local directory {self.root}"
+
+
+def _stored(key: str, path: Path) -> StoredObject:
+    digest = hashlib.md5()
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return StoredObject(key, path.stat().st_size, digest.hexdigest())

@@ -19,17 +19,24 @@ import contextlib
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import obstore
-from obstore.exceptions import PermissionDeniedError, UnauthenticatedError
+from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
-from cls_shipper.sinks.base import Digests, SinkError, WrittenObject, check_bucket, check_key
+from cls_shipper.sinks.base import (
+    Digests,
+    SinkError,
+    StoredObject,
+    WrittenObject,
+    check_bucket,
+    check_key,
+)
 
 if TYPE_CHECKING:
     from obstore import WritableFile
@@ -383,5 +390,35 @@ class S3Sink:
             attributes["Storage-Class"] = storage
         return S3Writer(self, bucket, key, self.store(bucket), attributes)
 
+    def stat(self, bucket: str, key: str) -> StoredObject | None:
+        check_bucket(bucket)
+        check_key(key)
+        try:
+            meta = obstore.head(self.store(bucket), key)
+        except (NotFoundError, FileNotFoundError):  # obstore raises the builtin for HEAD 404
+            return None
+        except Exception as exc:  # obstore raises several types; classify() sorts them
+            raise classify(exc, bucket=bucket, key=key, where=self.where) from exc
+        return _stored(meta["path"], meta["size"], meta["e_tag"])
+
+    def list_objects(self, bucket: str, prefix: str) -> Iterator[StoredObject]:
+        check_bucket(bucket)
+        # obstore lists by whole path segments; the prefix may end inside a name.
+        directory = prefix.rpartition("/")[0]
+        try:
+            for batch in obstore.list(self.store(bucket), directory or None, chunk_size=500):
+                for meta in batch:
+                    if meta["path"].startswith(prefix):
+                        yield _stored(meta["path"], meta["size"], meta["e_tag"])
+        except Exception as exc:  # obstore raises several types; classify() sorts them
+            raise classify(exc, bucket=bucket, key=prefix, where=self.where) from exc
+
     def describe(self) -> str:
         return self.options.describe()
+
+
+def _stored(key: str, size: int, etag: str | None) -> StoredObject:
+    # A single-part upload's ETag is the MD5 of the object; a multipart one ("…-N") is not.
+    tag = (etag or "").strip('"')
+    md5 = tag if len(tag) == 32 and "-" not in tag else ""
+    return StoredObject(key, size, md5)

@@ -19,7 +19,7 @@ from cls_shipper.api.legacy.common import (
     run,
 )
 from cls_shipper.errors import invalid, missing
-from cls_shipper.service import shippers, tasks
+from cls_shipper.service import audit, shippers, tasks
 from cls_shipper.service.shipper_config import (
     ContentInfo,
     FilterRule,
@@ -276,3 +276,34 @@ async def retry_task(request: Request) -> Response:
     await run(tasks.retry, context(request), body.get("shipper_id", str, required=True),
               body.get("task_id", str, required=True))
     return empty_response()
+
+
+def audit_json(report: audit.AuditReport, zone: Any) -> dict[str, Any]:
+    return {
+        "shipper_id": report.shipper_id,
+        "start_time": format_legacy(report.start_ms, zone),
+        "end_time": format_legacy(report.end_ms, zone),
+        "clean": report.clean,
+        "windows": report.windows,
+        "shipped_windows": report.shipped_windows,
+        "objects": report.objects,
+        "records": report.records,
+        "bytes_out": report.bytes_out,
+        "findings": [{"kind": f.kind, "range_start": format_legacy(f.range_start_ms, zone),
+                      "range_end": format_legacy(f.range_end_ms, zone), "task_id": f.task_id,
+                      "key": f.key, "detail": f.detail} for f in report.findings],
+    }
+
+
+@router.get("/audit")
+async def audit_shipper(request: Request) -> Response:
+    """Extension: the ledger checked against the bucket for windows starting in the range."""
+    ctx = context(request)
+    fields = query(request, {"shipper_id", "start_time", "end_time"})
+    shipper_id = fields.get("shipper_id")
+    if not shipper_id:
+        raise missing("shipper_id")
+    start = _time_param(fields, "start_time", ctx.zone)
+    end = _time_param(fields, "end_time", ctx.zone) + 999
+    report = await run(lambda: audit.audit(ctx, ctx.sink(), str(shipper_id), start, end))
+    return json_response(audit_json(report, ctx.zone))
