@@ -2,9 +2,12 @@
 and the CLS limits. Everything here is pure CPU work on bytes; no I/O, no HTTP.
 
 The hot path is one upload of a few hundred kilobytes holding ~1,000 logs. It must not walk
-every content in Python: sizes are bounded by the wire size first, and content keys are
-prefiltered with regular expressions over the wire bytes; the exact walks run only when a
-bound or the prefilter says they might fail.
+every content in Python. With the C extension (`cls_shipper._wire`, built on install) one
+pass in C checks the wire format, UTF-8 and every limit (~0.4 ms per 360 KB body, without
+the GIL). Without it, a proto3 parse checks wire format and UTF-8, sizes are bounded by the
+wire size first, and content keys are prefiltered with regular expressions over the wire
+bytes; the exact walks run only when a bound or the prefilter says they might fail. Both
+give the same decision, error kind and message (tests/test_wire.py).
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from google.protobuf.message import DecodeError, Message
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.ingest import cls_pb
 from cls_shipper.timefmt import now_ms
+
+try:
+    from cls_shipper import _wire
+except ImportError:  # built without a compiler: the Python validator below does the work
+    _wire = None  # type: ignore[assignment]
 
 MiB = 1 << 20
 MAX_LOGS_PER_GROUP = 10_000
@@ -234,8 +242,8 @@ def _check_values(group: Any, index: int) -> None:
     for log in group.logs:
         for content in log.contents:
             value = content.value
-            # UTF-8 takes at most 4 bytes a character: most values are settled by len().
-            size = len(value) if len(value) * 4 <= MAX_VALUE_BYTES else len(value.encode())
+            # Limits are in bytes; isascii() is O(1) in CPython, so most values need no encode.
+            size = len(value) if value.isascii() else len(value.encode())
             if size > MAX_VALUE_BYTES:
                 raise ServiceError(Kinds.LOG_SIZE_EXCEED,
                                    f"a value of key {content.key!r} in log group {index} is "
@@ -258,8 +266,26 @@ def _check_keys(groups: Any) -> None:
                                        "'_', which is reserved")
 
 
+_SCAN_KINDS = {"InvalidContent": Kinds.INVALID_CONTENT, "LogSizeExceed": Kinds.LOG_SIZE_EXCEED}
+
+
 def check_protobuf(raw: bytes) -> int:
     """Validate a LogGroupList against the CLS limits; return its number of logs."""
+    if _wire is not None:
+        try:
+            logs, _groups = _wire.scan_log_group_list(raw)
+        except _wire.ScanError as exc:
+            kind, message = exc.args
+            raise ServiceError(_SCAN_KINDS[kind], message) from None
+        except _wire.Unsupported:
+            pass  # protobuf groups (never sent by an SDK): the parser below decides
+        else:
+            return logs
+    return check_protobuf_python(raw)
+
+
+def check_protobuf_python(raw: bytes) -> int:
+    """check_protobuf without the C extension (and the reference it is tested against)."""
     try:
         message = CheckedLogGroupList.FromString(raw)
     except (DecodeError, RuntimeError, ValueError):

@@ -1,0 +1,1191 @@
+/* cls_shipper._wire: the two hot walks over CLS LogGroupList protobuf bytes (spec §5.3).
+ *
+ *   scan_log_group_list(buf) -> (logs, groups)
+ *       The ingest validation of ingest/decode.py (check_protobuf) in one pass: wire format,
+ *       UTF-8 of every string field, the CLS limits and reserved keys. Raises ScanError(kind,
+ *       message) with the Python validator's kind and message.
+ *
+ *   encode_json_lines(buf, client_ip, meta_fields, enable_tag) -> (data, ends, group_ends)
+ *       One stored chunk straight to JSON lines, byte for byte what formats/records.py +
+ *       formats/jsonlines.py write for JsonType 0.
+ *
+ * Both mirror what upb (the protobuf runtime the Python paths use) accepts, and both raise
+ * Unsupported for the rare inputs whose Python outcome they do not reproduce (deprecated
+ * protobuf groups, invalid UTF-8 in map keys, times beyond orjson's integer range); the
+ * caller then runs the Python path, so the decision is always the Python one.
+ *
+ * Every read is bounds-checked against the end of the enclosing message; no input can make
+ * this code read outside the buffer. Neither walk touches Python objects, so both run without
+ * the GIL. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_LOGS_PER_GROUP 10000
+#define MAX_VALUE_BYTES (1u << 20)
+#define MAX_GROUP_VALUE_BYTES (5u << 20)
+
+/* Outcomes of the C walks, turned into Python exceptions once the GIL is back. */
+enum {
+    WIRE_OK = 0,
+    WIRE_MALFORMED, /* not a LogGroupList upb would parse (or a proto3 string not UTF-8) */
+    WIRE_GROUP,     /* a deprecated group (wire type 3): left to the Python path */
+    WIRE_BAD_KEY,   /* a map key that is not UTF-8: Python raises UnicodeDecodeError */
+    WIRE_TIME,      /* a time whose ms value orjson cannot write */
+    WIRE_NOMEM,
+};
+
+enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_SGROUP = 3, WT_EGROUP = 4, WT_I32 = 5 };
+
+static PyObject *ScanError;
+static PyObject *Unsupported;
+
+/* --- wire reading ---------------------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *p;
+    const uint8_t *end;
+} Reader;
+
+/* A varint of at most `max_bytes` bytes. upb's limits: 10 bytes for values, 5 for tags and
+ * lengths; it ignores bits beyond 64 in a 10th byte, as the unsigned shift here does. */
+static inline int read_varint(Reader *r, int max_bytes, uint64_t *out)
+{
+    const uint8_t *p = r->p;
+    uint64_t v = 0;
+    for (int i = 0; i < max_bytes; i++) {
+        if (p >= r->end)
+            return WIRE_MALFORMED;
+        uint8_t b = *p++;
+        v |= (uint64_t)(b & 0x7f) << (7 * i);
+        if (b < 0x80) {
+            r->p = p;
+            *out = v;
+            return WIRE_OK;
+        }
+    }
+    return WIRE_MALFORMED;
+}
+
+static inline int read_tag(Reader *r, uint32_t *field, int *wire_type)
+{
+    uint64_t tag;
+    if (r->p < r->end && *r->p < 0x80) { /* the usual one-byte tag */
+        tag = *r->p++;
+    } else {
+        int rc = read_varint(r, 5, &tag);
+        if (rc != WIRE_OK)
+            return rc;
+        if (tag > UINT32_MAX)
+            return WIRE_MALFORMED;
+    }
+    *field = (uint32_t)(tag >> 3);
+    *wire_type = (int)(tag & 7);
+    return *field == 0 ? WIRE_MALFORMED : WIRE_OK;
+}
+
+/* A length-delimited payload: [*s, *s + *n) lies inside the reader's message. */
+static inline int read_bytes(Reader *r, const uint8_t **s, size_t *n)
+{
+    uint64_t len;
+    if (r->p < r->end && *r->p < 0x80) {
+        len = *r->p++;
+    } else {
+        int rc = read_varint(r, 5, &len);
+        if (rc != WIRE_OK)
+            return rc;
+    }
+    if (len >= INT32_MAX || len > (uint64_t)(r->end - r->p))
+        return WIRE_MALFORMED;
+    *s = r->p;
+    *n = (size_t)len;
+    r->p += len;
+    return WIRE_OK;
+}
+
+/* Skips a field the schema does not declare (or declares with another wire type: upb keeps
+ * those as unknown fields too). */
+static int skip_field(Reader *r, int wire_type)
+{
+    uint64_t v;
+    const uint8_t *s;
+    size_t n;
+    switch (wire_type) {
+    case WT_VARINT:
+        return read_varint(r, 10, &v);
+    case WT_I64:
+        if (r->end - r->p < 8)
+            return WIRE_MALFORMED;
+        r->p += 8;
+        return WIRE_OK;
+    case WT_LEN:
+        return read_bytes(r, &s, &n);
+    case WT_I32:
+        if (r->end - r->p < 4)
+            return WIRE_MALFORMED;
+        r->p += 4;
+        return WIRE_OK;
+    case WT_SGROUP:
+        return WIRE_GROUP;
+    default: /* an end-group without a group, or wire types 6 and 7 */
+        return WIRE_MALFORMED;
+    }
+}
+
+/* --- UTF-8 ----------------------------------------------------------------------------- */
+
+#define ONES 0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+/* One sequence starting at s[0] >= 0x80 (Unicode Table 3-7). Returns 1 and its length if
+ * well-formed; else 0 and the length of its maximal subpart, which CPython's "replace"
+ * handler turns into one U+FFFD. */
+static inline int utf8_seq(const uint8_t *s, size_t n, size_t *len)
+{
+    uint8_t c = s[0], lo = 0x80, hi = 0xBF;
+    size_t need;
+    if (c >= 0xC2 && c <= 0xDF)
+        need = 1;
+    else if (c == 0xE0) {
+        need = 2;
+        lo = 0xA0;
+    } else if ((c >= 0xE1 && c <= 0xEC) || c == 0xEE || c == 0xEF)
+        need = 2;
+    else if (c == 0xED) {
+        need = 2;
+        hi = 0x9F;
+    } else if (c == 0xF0) {
+        need = 3;
+        lo = 0x90;
+    } else if (c >= 0xF1 && c <= 0xF3)
+        need = 3;
+    else if (c == 0xF4) {
+        need = 3;
+        hi = 0x8F;
+    } else {
+        *len = 1;
+        return 0;
+    }
+    for (size_t k = 1; k <= need; k++) {
+        if (k >= n || s[k] < lo || s[k] > hi) {
+            *len = k;
+            return 0;
+        }
+        lo = 0x80;
+        hi = 0xBF;
+    }
+    *len = need + 1;
+    return 1;
+}
+
+static int utf8_valid(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i + 8 <= n) { /* ASCII runs, a word at a time */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (w & HIGHS)
+                break;
+            i += 8;
+        }
+        while (i < n && s[i] < 0x80)
+            i++;
+        if (i >= n)
+            break;
+        size_t len;
+        if (!utf8_seq(s + i, n - i, &len))
+            return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* --- scan_log_group_list --------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t logs;
+    Py_ssize_t groups;
+    Py_ssize_t logs_err_group; /* first group above 10,000 logs, or -1 */
+    uint64_t logs_err_count;
+    Py_ssize_t value_err_group; /* first group breaking a value limit, or -1 */
+    int value_err_is_total;
+    uint64_t value_err_size;
+    const uint8_t *value_err_key;
+    size_t value_err_key_len;
+    Py_ssize_t key_err_group; /* first reserved content key, or -1 */
+    const uint8_t *key_err_key;
+    size_t key_err_key_len;
+} Scan;
+
+/* Per LogGroup: what the value limits need. */
+typedef struct {
+    uint64_t total;
+    int value_err; /* a value above 1 MiB was seen in this group */
+    uint64_t value_err_size;
+    const uint8_t *value_err_key;
+    size_t value_err_key_len;
+} GroupScan;
+
+/* A proto3 string field: length-delimited, valid UTF-8. */
+static inline int scan_string(Reader *r, const uint8_t **s, size_t *n)
+{
+    int rc = read_bytes(r, s, n);
+    if (rc != WIRE_OK)
+        return rc;
+    return utf8_valid(*s, *n) ? WIRE_OK : WIRE_MALFORMED;
+}
+
+static int scan_content(Reader *r, Scan *sc, GroupScan *g)
+{
+    /* A repeated key or value field: the last one is the field's value (upb merges). */
+    const uint8_t *key = NULL, *value = NULL;
+    size_t key_len = 0, value_len = 0;
+    while (r->p < r->end) {
+        uint32_t field;
+        int wt, rc = read_tag(r, &field, &wt);
+        if (rc != WIRE_OK)
+            return rc;
+        if (field == 1 && wt == WT_LEN)
+            rc = scan_string(r, &key, &key_len);
+        else if (field == 2 && wt == WT_LEN)
+            rc = scan_string(r, &value, &value_len);
+        else
+            rc = skip_field(r, wt);
+        if (rc != WIRE_OK)
+            return rc;
+    }
+    if (value_len > MAX_VALUE_BYTES && !g->value_err) {
+        g->value_err = 1;
+        g->value_err_size = value_len;
+        g->value_err_key = key;
+        g->value_err_key_len = key_len;
+    }
+    g->total += value_len;
+    /* `__CONTENT__` is CLS's key for a raw line; every other `_` key is reserved. */
+    if (key_len > 0 && key[0] == '_' && sc->key_err_group < 0 &&
+        !(key_len == 11 && memcmp(key, "__CONTENT__", 11) == 0)) {
+        sc->key_err_group = sc->groups;
+        sc->key_err_key = key;
+        sc->key_err_key_len = key_len;
+    }
+    return WIRE_OK;
+}
+
+static int scan_log(Reader *r, Scan *sc, GroupScan *g)
+{
+    while (r->p < r->end) {
+        uint32_t field;
+        int wt, rc = read_tag(r, &field, &wt);
+        if (rc != WIRE_OK)
+            return rc;
+        if (field == 2 && wt == WT_LEN) {
+            Reader sub;
+            size_t n;
+            rc = read_bytes(r, &sub.p, &n);
+            if (rc != WIRE_OK)
+                return rc;
+            sub.end = sub.p + n;
+            rc = scan_content(&sub, sc, g);
+        } else { /* time and collectTime are int64 varints: nothing to check beyond the wire */
+            rc = skip_field(r, wt);
+        }
+        if (rc != WIRE_OK)
+            return rc;
+    }
+    return WIRE_OK;
+}
+
+static int scan_tag(Reader *r)
+{
+    while (r->p < r->end) {
+        uint32_t field;
+        int wt, rc = read_tag(r, &field, &wt);
+        if (rc != WIRE_OK)
+            return rc;
+        const uint8_t *s;
+        size_t n;
+        if ((field == 1 || field == 2) && wt == WT_LEN)
+            rc = scan_string(r, &s, &n);
+        else
+            rc = skip_field(r, wt);
+        if (rc != WIRE_OK)
+            return rc;
+    }
+    return WIRE_OK;
+}
+
+static int scan_group(Reader *r, Scan *sc)
+{
+    GroupScan g = {0};
+    uint64_t logs = 0;
+    while (r->p < r->end) {
+        uint32_t field;
+        int wt, rc = read_tag(r, &field, &wt);
+        if (rc != WIRE_OK)
+            return rc;
+        if (wt == WT_LEN && (field == 1 || field == 5)) {
+            Reader sub;
+            size_t n;
+            rc = read_bytes(r, &sub.p, &n);
+            if (rc != WIRE_OK)
+                return rc;
+            sub.end = sub.p + n;
+            if (field == 1) {
+                logs++;
+                rc = scan_log(&sub, sc, &g);
+            } else {
+                rc = scan_tag(&sub);
+            }
+        } else if (wt == WT_LEN && (field == 2 || field == 3 || field == 4 || field == 6)) {
+            const uint8_t *s; /* contextFlow, filename, source, hostname */
+            size_t n;
+            rc = scan_string(r, &s, &n);
+        } else {
+            rc = skip_field(r, wt);
+        }
+        if (rc != WIRE_OK)
+            return rc;
+    }
+    sc->logs += logs;
+    if (logs > MAX_LOGS_PER_GROUP && sc->logs_err_group < 0) {
+        sc->logs_err_group = sc->groups;
+        sc->logs_err_count = logs;
+    }
+    /* Python checks group by group, a group's values in order, then its total. */
+    if (sc->value_err_group < 0 && (g.value_err || g.total > MAX_GROUP_VALUE_BYTES)) {
+        sc->value_err_group = sc->groups;
+        sc->value_err_is_total = !g.value_err;
+        sc->value_err_size = g.value_err ? g.value_err_size : g.total;
+        sc->value_err_key = g.value_err_key;
+        sc->value_err_key_len = g.value_err_key_len;
+    }
+    return WIRE_OK;
+}
+
+static int scan_list(Reader *r, Scan *sc)
+{
+    while (r->p < r->end) {
+        uint32_t field;
+        int wt, rc = read_tag(r, &field, &wt);
+        if (rc != WIRE_OK)
+            return rc;
+        if (field == 1 && wt == WT_LEN) {
+            Reader sub;
+            size_t n;
+            rc = read_bytes(r, &sub.p, &n);
+            if (rc != WIRE_OK)
+                return rc;
+            sub.end = sub.p + n;
+            rc = scan_group(&sub, sc);
+            sc->groups++;
+        } else {
+            rc = skip_field(r, wt);
+        }
+        if (rc != WIRE_OK)
+            return rc;
+    }
+    return WIRE_OK;
+}
+
+static PyObject *raise_scan(const char *kind, PyObject *message)
+{
+    if (message == NULL)
+        return NULL;
+    PyObject *args = Py_BuildValue("(sN)", kind, message);
+    if (args != NULL) {
+        PyErr_SetObject(ScanError, args);
+        Py_DECREF(args);
+    }
+    return NULL;
+}
+
+/* The key of an error message as Python's repr of the str. */
+static PyObject *key_repr(const uint8_t *key, size_t len)
+{
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)key, (Py_ssize_t)len, "replace");
+    if (text == NULL)
+        return NULL;
+    PyObject *repr = PyObject_Repr(text);
+    Py_DECREF(text);
+    return repr;
+}
+
+static PyObject *scan_log_group_list(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    Scan sc = {0};
+    sc.logs_err_group = sc.value_err_group = sc.key_err_group = -1;
+    Reader r = {(const uint8_t *)view.buf, (const uint8_t *)view.buf + view.len};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = scan_list(&r, &sc);
+    Py_END_ALLOW_THREADS
+    PyObject *result = NULL;
+    if (rc == WIRE_GROUP) {
+        PyErr_SetString(Unsupported, "the body holds a protobuf group (wire type 3)");
+    } else if (rc != WIRE_OK) {
+        raise_scan("InvalidContent",
+                   PyUnicode_FromString("the body is not a valid protobuf LogGroupList (or a "
+                                        "string in it is not valid UTF-8)"));
+    } else if (sc.logs_err_group >= 0) {
+        raise_scan("LogSizeExceed",
+                   PyUnicode_FromFormat("log group %zd holds %llu logs; at most %d are allowed",
+                                        sc.logs_err_group,
+                                        (unsigned long long)sc.logs_err_count,
+                                        MAX_LOGS_PER_GROUP));
+    } else if (sc.logs == 0) {
+        raise_scan("InvalidContent", PyUnicode_FromString("the upload holds no logs"));
+    } else if (sc.value_err_group >= 0 && sc.value_err_is_total) {
+        raise_scan("LogSizeExceed",
+                   PyUnicode_FromFormat("log group %zd holds %llu bytes of values; at most %u "
+                                        "are allowed",
+                                        sc.value_err_group,
+                                        (unsigned long long)sc.value_err_size,
+                                        MAX_GROUP_VALUE_BYTES));
+    } else if (sc.value_err_group >= 0) {
+        PyObject *repr = key_repr(sc.value_err_key, sc.value_err_key_len);
+        if (repr != NULL) {
+            raise_scan("LogSizeExceed",
+                       PyUnicode_FromFormat("a value of key %U in log group %zd is %llu bytes; "
+                                            "at most %u are allowed",
+                                            repr, sc.value_err_group,
+                                            (unsigned long long)sc.value_err_size,
+                                            MAX_VALUE_BYTES));
+            Py_DECREF(repr);
+        }
+    } else if (sc.key_err_group >= 0) {
+        PyObject *repr = key_repr(sc.key_err_key, sc.key_err_key_len);
+        if (repr != NULL) {
+            raise_scan("InvalidContent",
+                       PyUnicode_FromFormat("content key %U in log group %zd starts with '_', "
+                                            "which is reserved",
+                                            repr, sc.key_err_group));
+            Py_DECREF(repr);
+        }
+    } else {
+        result = Py_BuildValue("(Kn)", (unsigned long long)sc.logs, sc.groups);
+    }
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* --- growable buffers ------------------------------------------------------------------ */
+
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} Buf;
+
+static int buf_reserve(Buf *b, size_t extra)
+{
+    if (extra <= b->cap - b->len)
+        return WIRE_OK;
+    if (extra > SIZE_MAX / 2 - b->len)
+        return WIRE_NOMEM;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap - b->len < extra)
+        cap *= 2;
+    uint8_t *data = realloc(b->data, cap);
+    if (data == NULL)
+        return WIRE_NOMEM;
+    b->data = data;
+    b->cap = cap;
+    return WIRE_OK;
+}
+
+static inline void put(Buf *b, const void *s, size_t n)
+{
+    memcpy(b->data + b->len, s, n); /* callers reserved room */
+    b->len += n;
+}
+
+#define PUT_LIT(b, lit) put((b), (lit), sizeof(lit) - 1)
+
+/* A growable array of fixed-size items. */
+typedef struct {
+    void *items;
+    size_t len, cap, size;
+} Vec;
+
+static void *vec_push(Vec *v)
+{
+    if (v->len == v->cap) {
+        size_t cap = v->cap ? v->cap * 2 : 64;
+        if (cap > SIZE_MAX / v->size)
+            return NULL;
+        void *items = realloc(v->items, cap * v->size);
+        if (items == NULL)
+            return NULL;
+        v->items = items;
+        v->cap = cap;
+    }
+    return (char *)v->items + v->len++ * v->size;
+}
+
+/* --- JSON strings, as orjson writes them ----------------------------------------------- */
+
+/* 1: must be escaped (control characters, '"', '\\'); 2: starts a multi-byte sequence. */
+static uint8_t char_class[256];
+
+static void init_char_class(void)
+{
+    for (int c = 0; c < 0x20; c++)
+        char_class[c] = 1;
+    char_class['"'] = char_class['\\'] = 1;
+    for (int c = 0x80; c < 0x100; c++)
+        char_class[c] = 2;
+}
+
+static inline uint64_t has_byte_below(uint64_t w, uint8_t n)
+{
+    return (w - ONES * n) & ~w & HIGHS; /* exact "some byte < n" for n <= 128 */
+}
+
+static inline uint64_t has_byte(uint64_t w, uint8_t c)
+{
+    return has_byte_below(w ^ (ONES * c), 1);
+}
+
+/* Writes `s` as a JSON string. Invalid UTF-8 becomes U+FFFD as bytes.decode("utf-8",
+ * "replace") does; non-ASCII is kept as is. The caller reserved 6 * n + 2 bytes. */
+static void put_string(Buf *b, const uint8_t *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t *o = b->data + b->len;
+    size_t i = 0;
+    *o++ = '"';
+    while (i < n) {
+        while (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if ((w & HIGHS) | has_byte_below(w, 0x20) | has_byte(w, '"') | has_byte(w, '\\'))
+                break;
+            memcpy(o, &w, 8);
+            o += 8;
+            i += 8;
+        }
+        /* then byte by byte up to the next word boundary, or the end */
+        size_t stop = i + 8 < n ? i + 8 : n;
+        while (i < stop) {
+            uint8_t c = s[i];
+            switch (char_class[c]) {
+            case 0:
+                *o++ = c;
+                i++;
+                break;
+            case 1:
+                *o++ = '\\';
+                switch (c) {
+                case '"': *o++ = '"'; break;
+                case '\\': *o++ = '\\'; break;
+                case '\b': *o++ = 'b'; break;
+                case '\t': *o++ = 't'; break;
+                case '\n': *o++ = 'n'; break;
+                case '\f': *o++ = 'f'; break;
+                case '\r': *o++ = 'r'; break;
+                default:
+                    *o++ = 'u';
+                    *o++ = '0';
+                    *o++ = '0';
+                    *o++ = (uint8_t)hex[c >> 4];
+                    *o++ = (uint8_t)hex[c & 15];
+                }
+                i++;
+                break;
+            default: {
+                size_t len;
+                if (utf8_seq(s + i, n - i, &len)) {
+                    memcpy(o, s + i, len);
+                    o += len;
+                } else {
+                    *o++ = 0xEF; /* U+FFFD */
+                    *o++ = 0xBF;
+                    *o++ = 0xBD;
+                }
+                i += len;
+                stop = i + 8 < n ? i + 8 : n; /* a sequence may end past the old stop */
+            }
+            }
+        }
+    }
+    *o++ = '"';
+    b->len = (size_t)(o - b->data);
+}
+
+/* --- encode_json_lines ----------------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} Span;
+
+/* One key of an output object. `order` breaks ties between equal keys: the highest wins
+ * (later wire position; the timestamp and meta fields above every content). */
+typedef struct {
+    const uint8_t *key;
+    size_t key_len;
+    const uint8_t *val;
+    size_t val_len;
+    uint32_t order;
+    int fragment; /* `val` is JSON already, written verbatim */
+} Pair;
+
+#define ORDER_TIMESTAMP (UINT32_MAX - 1)
+#define ORDER_META UINT32_MAX
+
+static inline int pair_cmp(const Pair *a, const Pair *b)
+{
+    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+    int c = n ? memcmp(a->key, b->key, n) : 0;
+    if (c != 0)
+        return c;
+    if (a->key_len != b->key_len)
+        return a->key_len < b->key_len ? -1 : 1;
+    return a->order < b->order ? -1 : (a->order > b->order ? 1 : 0);
+}
+
+static int pair_qsort_cmp(const void *a, const void *b)
+{
+    return pair_cmp((const Pair *)a, (const Pair *)b);
+}
+
+/* Sorts by key bytes (= code points, as orjson's OPT_SORT_KEYS does for valid UTF-8) and
+ * keeps the last of equal keys, as a dict built from them would. Returns the new count. */
+static size_t sort_unique(Pair *p, size_t n)
+{
+    if (n <= 24) { /* records hold a dozen keys: insertion sort beats qsort's calls */
+        for (size_t i = 1; i < n; i++) {
+            Pair x = p[i];
+            size_t j = i;
+            while (j > 0 && pair_cmp(&p[j - 1], &x) > 0) {
+                p[j] = p[j - 1];
+                j--;
+            }
+            p[j] = x;
+        }
+    } else {
+        qsort(p, n, sizeof(Pair), pair_qsort_cmp);
+    }
+    size_t out = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (out > 0 && p[out - 1].key_len == p[i].key_len &&
+            (p[i].key_len == 0 || memcmp(p[out - 1].key, p[i].key, p[i].key_len) == 0))
+            p[out - 1] = p[i];
+        else
+            p[out++] = p[i];
+    }
+    return out;
+}
+
+static inline int same_key(const Pair *p, const char *key, size_t len)
+{
+    return p->key_len == len && memcmp(p->key, key, len) == 0;
+}
+
+/* The group's meta fields, in the (sorted) order they are written. */
+enum { META_FILENAME, META_HOSTNAME, META_SOURCE, META_TAG, META_COUNT };
+static const char *const META_KEYS[META_COUNT] = {"__FILENAME__", "__HOSTNAME__", "__SOURCE__",
+                                                  "__TAG__"};
+
+typedef struct {
+    /* inputs */
+    const uint8_t *client_ip;
+    size_t client_ip_len;
+    int meta_enabled[META_COUNT];
+    int timestamp;
+    /* outputs */
+    Buf out;
+    Vec ends;       /* size_t: end offset of each record in `out` */
+    Vec group_ends; /* size_t: records written by the end of each non-empty group */
+    /* scratch, reused */
+    Vec logs;  /* Span per Log of the current group */
+    Vec tags;  /* Pair per LogTag */
+    Vec pairs; /* Pair per key of the current record */
+    Buf meta;  /* the current group's meta values as JSON */
+} Encoder;
+
+/* A map entry (Log.Content, LogTag): key = 1, value = 2, the last of each wins. upb drops an
+ * entry with any other field (or a known one with another wire type) from the map. */
+static int read_entry(Reader *r, Span *key, Span *value, int *keep)
+{
+    key->p = value->p = NULL;
+    key->n = value->n = 0;
+    *keep = 1;
+    while (r->p < r->end) {
+        uint32_t field;
+        int wt, rc = read_tag(r, &field, &wt);
+        if (rc != WIRE_OK)
+            return rc;
+        if (field == 1 && wt == WT_LEN)
+            rc = read_bytes(r, &key->p, &key->n);
+        else if (field == 2 && wt == WT_LEN)
+            rc = read_bytes(r, &value->p, &value->n);
+        else {
+            *keep = 0;
+            rc = skip_field(r, wt);
+        }
+        if (rc != WIRE_OK)
+            return rc;
+    }
+    return WIRE_OK;
+}
+
+/* Log.time in ms (timefmt.normalise_log_time_ms), as decimal digits; WIRE_TIME if orjson could
+ * not write it (below -2**63 once multiplied: Python's path raises there). */
+static int format_time(int64_t t, char *digits, size_t *len)
+{
+    int64_t ms;
+    if (t < 100000000000LL) {
+        if (t < INT64_MIN / 1000)
+            return WIRE_TIME;
+        ms = t * 1000;
+    } else if (t < 100000000000000LL) {
+        ms = t;
+    } else {
+        ms = t / 1000; /* t is positive here: truncation is floor division */
+    }
+    char tmp[24];
+    size_t n = 0;
+    uint64_t u = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    size_t k = 0;
+    if (ms < 0)
+        digits[k++] = '-';
+    while (n)
+        digits[k++] = tmp[--n];
+    *len = k;
+    return WIRE_OK;
+}
+
+static int encode_log(Encoder *e, Reader *r, const Pair *meta_pairs, size_t meta_count,
+                      const uint8_t *prefix, size_t prefix_len, size_t meta_bytes)
+{
+    uint64_t time = 0;
+    size_t wire = (size_t)(r->end - r->p);
+    e->pairs.len = 0;
+    uint32_t order = 0;
+    while (r->p < r->end) {
+        uint32_t field;
+        int wt, rc = read_tag(r, &field, &wt);
+        if (rc != WIRE_OK)
+            return rc;
+        if (field == 1 && wt == WT_VARINT) {
+            rc = read_varint(r, 10, &time);
+        } else if (field == 2 && wt == WT_LEN) {
+            Reader sub;
+            size_t n;
+            rc = read_bytes(r, &sub.p, &n);
+            if (rc != WIRE_OK)
+                return rc;
+            sub.end = sub.p + n;
+            Span key, value;
+            int keep;
+            rc = read_entry(&sub, &key, &value, &keep);
+            if (rc == WIRE_OK && keep) {
+                if (!utf8_valid(key.p, key.n))
+                    return WIRE_BAD_KEY;
+                Pair *p = vec_push(&e->pairs);
+                if (p == NULL)
+                    return WIRE_NOMEM;
+                *p = (Pair){key.p, key.n, value.p, value.n, order++, 0};
+            }
+        } else {
+            rc = skip_field(r, wt);
+        }
+        if (rc != WIRE_OK)
+            return rc;
+    }
+    char digits[24];
+    size_t digits_len = 0;
+    if (e->timestamp) {
+        /* int64 from the varint's two's complement, as upb reads it */
+        int64_t t = time > INT64_MAX ? -(int64_t)(~time) - 1 : (int64_t)time;
+        int rc = format_time(t, digits, &digits_len);
+        if (rc != WIRE_OK)
+            return rc;
+        Pair *p = vec_push(&e->pairs);
+        if (p == NULL)
+            return WIRE_NOMEM;
+        *p = (Pair){(const uint8_t *)"__TIMESTAMP__", 13, (const uint8_t *)digits, digits_len,
+                    ORDER_TIMESTAMP, 1};
+    }
+    Pair *pairs = e->pairs.items;
+    size_t n = sort_unique(pairs, e->pairs.len);
+    e->pairs.len = n;
+    /* A content key named like an enabled meta field (or an empty record): meta wins and
+     * everything is sorted together; otherwise the meta prefix goes in front. */
+    int merge = 0;
+    if (meta_count) {
+        merge = n == 0;
+        for (size_t i = 0; i < n && !merge; i++)
+            for (size_t m = 0; m < meta_count; m++)
+                if (same_key(&pairs[i], (const char *)meta_pairs[m].key, meta_pairs[m].key_len))
+                    merge = 1;
+    }
+    if (merge) {
+        for (size_t m = 0; m < meta_count; m++) {
+            Pair *p = vec_push(&e->pairs);
+            if (p == NULL)
+                return WIRE_NOMEM;
+            *p = meta_pairs[m];
+        }
+        pairs = e->pairs.items;
+        n = sort_unique(pairs, e->pairs.len);
+        e->pairs.len = n;
+    }
+    /* Room for the worst case: every byte escaped as \u00XX. Keys and values are wire bytes
+     * of this log, the rest is the group's meta. */
+    size_t need = 6 * wire + 16 * n + prefix_len + meta_bytes + 128;
+    if (buf_reserve(&e->out, need) != WIRE_OK)
+        return WIRE_NOMEM;
+    Buf *o = &e->out;
+    if (meta_count && !merge)
+        put(o, prefix, prefix_len);
+    else
+        PUT_LIT(o, "{");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            PUT_LIT(o, ",");
+        put_string(o, pairs[i].key, pairs[i].key_len);
+        PUT_LIT(o, ":");
+        if (pairs[i].fragment)
+            put(o, pairs[i].val, pairs[i].val_len);
+        else
+            put_string(o, pairs[i].val, pairs[i].val_len);
+    }
+    PUT_LIT(o, "}\n");
+    size_t *end = vec_push(&e->ends);
+    if (end == NULL)
+        return WIRE_NOMEM;
+    *end = o->len;
+    return WIRE_OK;
+}
+
+/* `{"a":"1","b":"2"}` for the group's tags, sorted, the last of a repeated key winning. */
+static int put_tags(Encoder *e)
+{
+    Pair *tags = e->tags.items;
+    size_t n = sort_unique(tags, e->tags.len);
+    size_t need = 2;
+    for (size_t i = 0; i < n; i++)
+        need += 6 * (tags[i].key_len + tags[i].val_len) + 8;
+    if (buf_reserve(&e->meta, need) != WIRE_OK)
+        return WIRE_NOMEM;
+    PUT_LIT(&e->meta, "{");
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            PUT_LIT(&e->meta, ",");
+        put_string(&e->meta, tags[i].key, tags[i].key_len);
+        PUT_LIT(&e->meta, ":");
+        put_string(&e->meta, tags[i].val, tags[i].val_len);
+    }
+    PUT_LIT(&e->meta, "}");
+    return WIRE_OK;
+}
+
+static int encode_group(Encoder *e, Reader *r)
+{
+    Span meta_span[META_TAG] = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
+    e->logs.len = e->tags.len = 0;
+    uint32_t tag_order = 0;
+    /* First the group's own fields, wherever they are among its logs. */
+    while (r->p < r->end) {
+        uint32_t field;
+        int wt, rc = read_tag(r, &field, &wt);
+        if (rc != WIRE_OK)
+            return rc;
+        if (wt != WT_LEN || !(field == 1 || field == 3 || field == 4 || field == 5 ||
+                              field == 6)) {
+            rc = skip_field(r, wt); /* contextFlow is not read by shipping */
+            if (rc != WIRE_OK)
+                return rc;
+            continue;
+        }
+        Span s;
+        rc = read_bytes(r, &s.p, &s.n);
+        if (rc != WIRE_OK)
+            return rc;
+        if (field == 1) {
+            Span *log = vec_push(&e->logs);
+            if (log == NULL)
+                return WIRE_NOMEM;
+            *log = s;
+        } else if (field == 3) {
+            meta_span[META_FILENAME] = s;
+        } else if (field == 6) {
+            meta_span[META_HOSTNAME] = s;
+        } else if (field == 4) {
+            meta_span[META_SOURCE] = s;
+        } else {
+            Reader sub = {s.p, s.p + s.n};
+            Span key, value;
+            int keep;
+            rc = read_entry(&sub, &key, &value, &keep);
+            if (rc != WIRE_OK)
+                return rc;
+            if (keep) {
+                Pair *t = vec_push(&e->tags);
+                if (t == NULL)
+                    return WIRE_NOMEM;
+                *t = (Pair){key.p, key.n, value.p, value.n, tag_order++, 0};
+            }
+        }
+    }
+    if (e->logs.len == 0) /* records.iter_batches skips empty groups */
+        return WIRE_OK;
+    /* Python reads every tag of a non-empty group, used or not */
+    const Pair *tags = e->tags.items;
+    for (size_t i = 0; i < e->tags.len; i++)
+        if (!utf8_valid(tags[i].key, tags[i].key_len))
+            return WIRE_BAD_KEY;
+
+    /* The meta values as JSON, once per group: `e->meta` holds them back to back. */
+    size_t starts[META_COUNT + 1];
+    e->meta.len = 0;
+    for (int m = 0; m < META_COUNT; m++) {
+        starts[m] = e->meta.len;
+        if (!e->meta_enabled[m])
+            continue;
+        if (m == META_TAG) {
+            int rc = put_tags(e);
+            if (rc != WIRE_OK)
+                return rc;
+            continue;
+        }
+        Span s = meta_span[m];
+        if (m == META_SOURCE && s.n == 0) { /* CLS fills in the uploader's address */
+            s.p = e->client_ip;
+            s.n = e->client_ip_len;
+        }
+        if (buf_reserve(&e->meta, 6 * s.n + 2) != WIRE_OK)
+            return WIRE_NOMEM;
+        put_string(&e->meta, s.p, s.n);
+    }
+    starts[META_COUNT] = e->meta.len;
+    /* ...and the prefix spliced in front of records: `{"__FILENAME__":"…",…,` */
+    Pair meta_pairs[META_COUNT];
+    size_t meta_count = 0, meta_bytes = e->meta.len;
+    for (int m = 0; m < META_COUNT; m++) {
+        if (e->meta_enabled[m])
+            meta_pairs[meta_count++] =
+                (Pair){(const uint8_t *)META_KEYS[m], strlen(META_KEYS[m]), NULL,
+                       starts[m + 1] - starts[m], ORDER_META, 1};
+    }
+    size_t prefix_at = e->meta.len;
+    if (buf_reserve(&e->meta, meta_bytes + 20 * META_COUNT + 2) != WIRE_OK)
+        return WIRE_NOMEM;
+    PUT_LIT(&e->meta, "{");
+    for (size_t m = 0, k = 0; m < META_COUNT; m++) {
+        if (!e->meta_enabled[m])
+            continue;
+        put(&e->meta, "\"", 1);
+        put(&e->meta, META_KEYS[m], strlen(META_KEYS[m]));
+        put(&e->meta, "\":", 2);
+        put(&e->meta, e->meta.data + starts[m], starts[m + 1] - starts[m]);
+        put(&e->meta, ",", 1);
+        meta_pairs[k++].val = e->meta.data + starts[m]; /* e->meta no longer grows */
+    }
+    const uint8_t *prefix = e->meta.data + prefix_at;
+    size_t prefix_len = e->meta.len - prefix_at;
+
+    const Span *logs = e->logs.items;
+    for (size_t i = 0; i < e->logs.len; i++) {
+        Reader sub = {logs[i].p, logs[i].p + logs[i].n};
+        int rc = encode_log(e, &sub, meta_pairs, meta_count, prefix, prefix_len, meta_bytes);
+        if (rc != WIRE_OK)
+            return rc;
+    }
+    size_t *group_end = vec_push(&e->group_ends);
+    if (group_end == NULL)
+        return WIRE_NOMEM;
+    *group_end = e->ends.len;
+    return WIRE_OK;
+}
+
+static int encode_list(Encoder *e, Reader *r)
+{
+    while (r->p < r->end) {
+        uint32_t field;
+        int wt, rc = read_tag(r, &field, &wt);
+        if (rc != WIRE_OK)
+            return rc;
+        if (field == 1 && wt == WT_LEN) {
+            Reader sub;
+            size_t n;
+            rc = read_bytes(r, &sub.p, &n);
+            if (rc != WIRE_OK)
+                return rc;
+            sub.end = sub.p + n;
+            rc = encode_group(e, &sub);
+        } else {
+            rc = skip_field(r, wt);
+        }
+        if (rc != WIRE_OK)
+            return rc;
+    }
+    return WIRE_OK;
+}
+
+static void encoder_free(Encoder *e)
+{
+    free(e->out.data);
+    free(e->ends.items);
+    free(e->group_ends.items);
+    free(e->logs.items);
+    free(e->tags.items);
+    free(e->pairs.items);
+    free(e->meta.data);
+}
+
+static PyObject *size_list(const Vec *v)
+{
+    PyObject *list = PyList_New((Py_ssize_t)v->len);
+    if (list == NULL)
+        return NULL;
+    const size_t *items = v->items;
+    for (size_t i = 0; i < v->len; i++) {
+        PyObject *item = PyLong_FromSize_t(items[i]);
+        if (item == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+    }
+    return list;
+}
+
+static PyObject *encode_json_lines(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer view;
+    PyObject *client_ip, *meta_fields;
+    int enable_tag;
+    if (!PyArg_ParseTuple(args, "y*UOp:encode_json_lines", &view, &client_ip, &meta_fields,
+                          &enable_tag))
+        return NULL;
+    Encoder e;
+    memset(&e, 0, sizeof e);
+    e.ends.size = e.group_ends.size = sizeof(size_t);
+    e.logs.size = sizeof(Span);
+    e.tags.size = e.pairs.size = sizeof(Pair);
+    PyObject *result = NULL;
+    Py_ssize_t ip_len;
+    const char *ip = PyUnicode_AsUTF8AndSize(client_ip, &ip_len);
+    PyObject *fields = PySequence_Fast(meta_fields, "meta_fields must be a sequence");
+    if (ip == NULL || fields == NULL)
+        goto done;
+    e.client_ip = (const uint8_t *)ip;
+    e.client_ip_len = (size_t)ip_len;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fields); i++) {
+        PyObject *name = PySequence_Fast_GET_ITEM(fields, i);
+        if (!PyUnicode_Check(name))
+            continue; /* jsonlines compares names with ==: anything else matches nothing */
+        if (PyUnicode_CompareWithASCIIString(name, "__TIMESTAMP__") == 0)
+            e.timestamp = 1;
+        for (int m = 0; m < META_TAG; m++)
+            if (PyUnicode_CompareWithASCIIString(name, META_KEYS[m]) == 0)
+                e.meta_enabled[m] = 1;
+    }
+    e.meta_enabled[META_TAG] = enable_tag;
+
+    Reader r = {(const uint8_t *)view.buf, (const uint8_t *)view.buf + view.len};
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = buf_reserve(&e.out, (size_t)view.len + (size_t)view.len / 2 + 4096);
+    if (rc == WIRE_OK)
+        rc = encode_list(&e, &r);
+    Py_END_ALLOW_THREADS
+    switch (rc) {
+    case WIRE_OK: {
+        PyObject *data = PyBytes_FromStringAndSize((const char *)e.out.data,
+                                                   (Py_ssize_t)e.out.len);
+        PyObject *ends = data ? size_list(&e.ends) : NULL;
+        PyObject *groups = ends ? size_list(&e.group_ends) : NULL;
+        if (groups != NULL)
+            result = PyTuple_Pack(3, data, ends, groups);
+        Py_XDECREF(data);
+        Py_XDECREF(ends);
+        Py_XDECREF(groups);
+        break;
+    }
+    case WIRE_NOMEM:
+        PyErr_NoMemory();
+        break;
+    case WIRE_GROUP:
+        PyErr_SetString(Unsupported, "the chunk holds a protobuf group (wire type 3)");
+        break;
+    case WIRE_BAD_KEY:
+        PyErr_SetString(Unsupported, "a content or tag key is not valid UTF-8");
+        break;
+    case WIRE_TIME:
+        PyErr_SetString(Unsupported, "a log time is out of the range JSON lines can hold");
+        break;
+    default:
+        PyErr_SetString(Unsupported, "the chunk is not a valid LogGroupList");
+    }
+done:
+    Py_XDECREF(fields);
+    encoder_free(&e);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* --- module ---------------------------------------------------------------------------- */
+
+static PyMethodDef methods[] = {
+    {"scan_log_group_list", scan_log_group_list, METH_O,
+     "scan_log_group_list(buf) -> (logs, groups)\n\nValidate an uploaded LogGroupList as "
+     "ingest.decode.check_protobuf does; raise ScanError(kind, message) or Unsupported."},
+    {"encode_json_lines", encode_json_lines, METH_VARARGS,
+     "encode_json_lines(buf, client_ip, meta_fields, enable_tag) -> (data, ends, group_ends)"
+     "\n\nA stored chunk as JSON lines (JsonType 0); ends[i] is the end offset of record i, "
+     "group_ends[j] the number of records up to the end of non-empty group j. Raises "
+     "Unsupported where the Python encoder must decide."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int module_exec(PyObject *module)
+{
+    init_char_class();
+    if (ScanError == NULL)
+        ScanError = PyErr_NewExceptionWithDoc(
+        "cls_shipper._wire.ScanError",
+        "An upload the CLS rules refuse: args are (kind, message), kind an ErrorKind code.",
+        PyExc_ValueError, NULL);
+    if (ScanError == NULL || PyModule_AddObjectRef(module, "ScanError", ScanError) < 0)
+        return -1;
+    if (Unsupported == NULL)
+        Unsupported = PyErr_NewExceptionWithDoc(
+        "cls_shipper._wire.Unsupported",
+        "Input the C walk leaves to the Python path (whose outcome then decides).",
+        PyExc_ValueError, NULL);
+    if (Unsupported == NULL || PyModule_AddObjectRef(module, "Unsupported", Unsupported) < 0)
+        return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, module_exec},
+    {0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT, "_wire", "Fast walks over CLS LogGroupList protobuf bytes.", 0,
+    methods, slots, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__wire(void)
+{
+    return PyModuleDef_Init(&module_def);
+}
