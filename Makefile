@@ -5,7 +5,8 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
-$(STAMP): pyproject.toml
+# The C extension (src/cls_shipper/_wire.c) is built by the editable install: rebuild on change.
+$(STAMP): pyproject.toml src/cls_shipper/_wire.c
 	command -v lzop >/dev/null || (apt-get update -qq && apt-get install -y -qq lzop) || true
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip

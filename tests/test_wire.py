@@ -482,3 +482,34 @@ def test_replacement_matches_cpython(make: Callable[[random.Random], bytes]) -> 
         out = c_lines(raw, "", info)
         assert not isinstance(out, str)
         assert out == python_lines(raw, "", info), value
+
+
+# --- the window encoder with and without the transcoder -------------------------------------
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd", "none"])
+@pytest.mark.parametrize("limit", [1, 700, 5000, 10**9])
+def test_window_objects_identical_with_and_without_c(
+        codec: str, limit: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cls_shipper.formats import window
+    from cls_shipper.service.shipper_config import ContentInfo
+    from tests.test_formats_helpers import Collector, config
+
+    rng = random.Random(10)
+    chunks = [(raw, rng.choice(IPS)) for raw in corpus(12, 60, clean=True)]
+    # Bad chunks (left to Python, which raises) are not part of a window here.
+    chunks = [(raw, ip) for raw, ip in chunks if not isinstance(python_outcome(raw, ip,
+                                                                               LEGACY_JSON), type)]
+    results = []
+    for wire_module in (_wire, None):
+        monkeypatch.setattr(window, "_wire", wire_module)
+        for info in (LEGACY_JSON, JsonInfo(enable_tag=False, meta_fields=[], json_type=0)):
+            collector = Collector()
+            result = window.encode_window(chunks, config(ContentInfo("json", json=info), codec),
+                                          collector.open, max_part_raw_bytes=limit)
+            results.append((collector.datas(), [(p.records, p.raw_bytes) for p in result.parts],
+                            result.records, result.raw_bytes))
+    assert results[:2] == results[2:]
+    assert results[0][2] > 100
+    if limit == 1:
+        assert len(results[0][0]) == results[0][2]  # one record per part
