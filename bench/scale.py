@@ -182,7 +182,8 @@ def main() -> None:
         count = preload(url, args.windows, args.chunks_per_window, args.shippers)
         print(f"{count} tasks ({args.shippers} shippers x {args.windows} windows of "
               f"{args.chunks_per_window * LOGS_PER_CHUNK} records), gzip JSON lines, "
-              f"file sink; {os.cpu_count()} CPUs; {url.split(':', 1)[0]}")
+              f"file sink; {os.cpu_count()} CPUs; {url.split(':', 1)[0]}; load average "
+              f"{os.getloadavg()[0]:.2f} (others' work on the cores skews the ratios)")
         base = 0.0
         for workers in (int(w) for w in args.workers.split(",")):
             elapsed, records, raw, out = run(url, Path(tmp) / "sink", workers)
