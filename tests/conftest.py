@@ -24,9 +24,8 @@ from tests.support import BACKEND, LegacyClient, ServerProcess, switch_backend
 pytest_plugins = ["tests.s3server"]
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgresql")
-# Modules whose servers run on both backends. (test_tasks_api opens the server's SQLite file
-# directly; it joins once it uses ServerProcess.db_url.)
-BACKEND_MODULES = {"test_legacy_api", "test_shipping_e2e"}
+# Modules whose servers run on both backends.
+BACKEND_MODULES = {"test_legacy_api", "test_shipping_e2e", "test_tasks_api"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -199,6 +199,11 @@ def test_missing_bucket_fails_clearly_then_retry_ships(
     wait_shipped(sclient, shipper_id, time.time() * 1000)
     assert_each_once(shipped_records(s3_server, sclient, shipper_id, bucket, "json", "gzip"),
                      range(200))
+    detail = sclient.call("GET", "/task", {"shipper_id": shipper_id,
+                                           "task_id": failed[0]["task_id"]})
+    outcomes = [run["outcome"] for run in detail["runs"]]
+    assert outcomes[0] == "failed" and outcomes[-1] == "success", outcomes
+    assert all(run["worker"] and run["start_time"] for run in detail["runs"])
 
 
 def test_endpoint_down_part_of_the_time(s3ship: ServerProcess, sclient: LegacyClient,

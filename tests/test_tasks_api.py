@@ -39,7 +39,7 @@ def shipper_with_tasks(client: LegacyClient, topic: str,
     shipper = client.call("POST", "/shipper", json={
         "topic_id": topic, "bucket": "test-1250000001", "prefix": "t/",
         "shipper_name": "tasks", "interval": 1})["shipper_id"]
-    db = open_database(f"sqlite:///{server.data_dir / 'cls-shipper.db'}", run_migrations=False)
+    db = open_database(server.db_url, run_migrations=False)
     try:
         time.sleep(2.1)
         queue.seal_topics(db, now_ms())
@@ -75,7 +75,7 @@ def test_retry_rules(client: LegacyClient, server: ServerProcess,
     assert (err.value.status, err.value.code) == (403, "TaskReadOnly")
 
     # Fail one task the way a worker does when the bucket is missing.
-    db = open_database(f"sqlite:///{server.data_dir / 'cls-shipper.db'}", run_migrations=False)
+    db = open_database(server.db_url, run_migrations=False)
     try:
         claimed = queue.claim(db, "test-worker", now_ms() + 10_000, 30_000,
                               exclude_shippers=frozenset())

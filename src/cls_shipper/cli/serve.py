@@ -19,7 +19,6 @@ from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_fr
 from cls_shipper.client import find_credentials
 from cls_shipper.config import Settings
 from cls_shipper.service import Context
-from cls_shipper.shipping import runs
 from cls_shipper.shipping.runtime import Engine
 from cls_shipper.store import open_database
 from cls_shipper.store.database import (
@@ -55,7 +54,6 @@ def prepare(settings: Settings) -> Context:
     db = open_database(settings.db_url, pool=pool_for(settings.role),
                        application_name=f"cls-shipper {settings.role}")
     ctx = Context(db, settings)
-    runs.register_database(db)  # GET /task shows each task's runs
     if settings.role not in ("all", "api"):
         return ctx  # only API nodes check signatures
     # Several API nodes may start together on a fresh database: one at a time installs

@@ -6,18 +6,36 @@ it was queued if it has not run yet; `end_time` is when that run ended (empty un
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import select, update
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.service.context import Context
-from cls_shipper.store.schema import shippers, tasks
+from cls_shipper.store.schema import shippers, task_runs, tasks
 from cls_shipper.timefmt import now_ms
 
 QUERY_WINDOW_MS = 3 * 86_400_000
+# Enough for a task retried max_attempts times and again by hand a few times.
+RUN_HISTORY_LIMIT = 50
 STATUSES = ("wait", "running", "success", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One attempt at a task: which worker, when, and how it ended (`running`, `success`,
+    `retry`, `failed`, `expired`: taken over after its lease ran out, `lease_lost`: it
+    finished after that)."""
+
+    attempt: int
+    owner: str
+    lease_token: str
+    started_ms: int
+    ended_ms: int | None
+    lease_expires_ms: int
+    outcome: str
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +63,7 @@ class Task:
     last_offset: int | None
     objects: list[dict[str, Any]]
     config: dict[str, Any]
+    runs: list[Run] = field(default_factory=list)  # filled by get_task only
 
 
 def _to_task(row: Any) -> Task:
@@ -93,9 +112,14 @@ def get_task(ctx: Context, shipper_id: str, task_id: str) -> Task:
         _require_shipper(conn, shipper_id)
         row = conn.execute(select(tasks).where(tasks.c.task_id == task_id,
                                                tasks.c.shipper_id == shipper_id)).first()
-    if row is None:
-        raise ServiceError(Kinds.TASK_NOT_EXIST, f"task {task_id!r} does not exist")
-    return _to_task(row)
+        if row is None:
+            raise ServiceError(Kinds.TASK_NOT_EXIST, f"task {task_id!r} does not exist")
+        runs = conn.execute(
+            select(task_runs).where(task_runs.c.task_id == task_id)
+            .order_by(task_runs.c.started_ms.desc()).limit(RUN_HISTORY_LIMIT)).all()
+    history = [Run(r.attempt, r.owner, r.lease_token, r.started_ms, r.ended_ms,
+                   r.lease_expires_ms, r.outcome, r.message) for r in reversed(runs)]
+    return replace(_to_task(row), runs=history)
 
 
 def retry(ctx: Context, shipper_id: str, task_id: str) -> None:

@@ -29,7 +29,6 @@ from cls_shipper.service.shipper_config import (
     check_json,
     defaults,
 )
-from cls_shipper.shipping import runs
 from cls_shipper.timefmt import format_legacy, parse_legacy
 
 router = APIRouter(dependencies=[Depends(authenticate)])
@@ -173,7 +172,11 @@ def task_detail_json(task: tasks.Task, zone: Any) -> dict[str, Any]:
         "lease_expire_time": format_legacy(task.lease_expires_ms, zone),
         "config": task.config,
         # Extension: every run of this task (worker, lease, outcome), oldest first.
-        "runs": runs.history(task.task_id, zone),
+        "runs": [{"attempt": r.attempt, "worker": r.owner, "lease_token": r.lease_token,
+                  "start_time": format_legacy(r.started_ms, zone),
+                  "end_time": format_legacy(r.ended_ms, zone),
+                  "lease_expire_time": format_legacy(r.lease_expires_ms, zone),
+                  "outcome": r.outcome, "message": r.message} for r in task.runs],
     }
 
 
