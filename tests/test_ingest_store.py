@@ -192,3 +192,15 @@ def test_key_prefilter_never_misses() -> None:
     assert cls_pb.LogGroupList.FromString(sneaky).logGroupList[0].logs[0].contents[0].key == "_k"
     with pytest.raises(ServiceError):
         decode.check_protobuf(sneaky)
+
+
+def test_read_window_is_the_same_whatever_the_batch_limits(ctx: Context) -> None:
+    topic = _topic(ctx)
+    store.append_chunks(ctx.db, [_chunk(topic, 1, bytes([65 + i]) * (10 + i * 7))
+                                 for i in range(20)])
+    expected = [(c.first_offset, c.payload) for c in store.read_window(ctx.db, topic, 0, 1 << 62)]
+    assert len(expected) == 20
+    for batch_size, batch_bytes in ((1, 1 << 20), (3, 1 << 20), (32, 1), (32, 40), (5, 100)):
+        got = [(c.first_offset, c.payload) for c in store.read_window(
+            ctx.db, topic, 0, 1 << 62, batch_size=batch_size, batch_bytes=batch_bytes)]
+        assert got == expected, (batch_size, batch_bytes)

@@ -236,9 +236,11 @@ def append(db: Database, chunk: NewChunk) -> Appended:
 # --- Reading ---------------------------------------------------------------------------------
 
 def read_window(db: Database, topic_id: str, start_ms: int, end_ms: int,
-                batch_size: int = 32) -> Iterator[StoredChunk]:
-    """The chunks with `start_ms <= ingest_ms < end_ms`, in offset order, fetched `batch_size`
-    at a time (each batch in its own short read, so a slow consumer holds no transaction)."""
+                batch_size: int = 32, batch_bytes: int = 16 << 20) -> Iterator[StoredChunk]:
+    """The chunks with `start_ms <= ingest_ms < end_ms`, in offset order, fetched at most
+    `batch_size` chunks and about `batch_bytes` of payload at a time (each batch in its own
+    short read, so a slow consumer holds no transaction and memory stays bounded even when
+    uploads are large)."""
     if end_ms <= start_ms:
         return
     first = _first_offset_at(db, topic_id, start_ms)
@@ -248,20 +250,33 @@ def read_window(db: Database, topic_id: str, start_ms: int, end_ms: int,
     # by the first chunk at or after end_ms once one exists.
     stop = _first_offset_at(db, topic_id, end_ms)
     cursor = first
+    in_window = (log_chunks.c.topic_id == topic_id, log_chunks.c.ingest_ms >= start_ms,
+                 log_chunks.c.ingest_ms < end_ms)
     while True:
-        query = (select(*_COLUMNS)
-                 .where(log_chunks.c.topic_id == topic_id, log_chunks.c.first_offset >= cursor,
-                        log_chunks.c.ingest_ms >= start_ms, log_chunks.c.ingest_ms < end_ms)
+        # Sizes first (no payloads), to cut a batch at about `batch_bytes`.
+        sizes = (select(log_chunks.c.first_offset, func.length(log_chunks.c.payload))
+                 .where(*in_window, log_chunks.c.first_offset >= cursor)
                  .order_by(log_chunks.c.first_offset).limit(batch_size))
         if stop is not None:
-            query = query.where(log_chunks.c.first_offset < stop)
+            sizes = sizes.where(log_chunks.c.first_offset < stop)
         with db.read() as conn:
-            rows = conn.execute(query).all()
+            listed = conn.execute(sizes).all()
+            if not listed:
+                return
+            last, total = listed[0][0], 0
+            for offset, size in listed:
+                if total and total + size > batch_bytes:
+                    break
+                last, total = offset, total + size
+            rows = conn.execute(
+                select(*_COLUMNS).where(*in_window, log_chunks.c.first_offset >= cursor,
+                                        log_chunks.c.first_offset <= last)
+                .order_by(log_chunks.c.first_offset)).all()
         for row in rows:
             yield _chunk(row)
-        if len(rows) < batch_size:
+        if len(listed) < batch_size and last == listed[-1][0]:
             return
-        cursor = rows[-1].first_offset + 1
+        cursor = last + 1
 
 
 def _first_offset_at(db: Database, topic_id: str, ms: int) -> int | None:
