@@ -21,12 +21,12 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/ship.py
+	$(PY) bench/scale.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache
