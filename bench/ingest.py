@@ -31,6 +31,13 @@ from cls_shipper.auth import qsign  # noqa: E402
 from cls_shipper.ingest import cls_pb  # noqa: E402
 from cls_shipper.ingest.decode import compress_lz4, decode_upload, decompress  # noqa: E402
 
+
+def wire_status() -> str:
+    """Whether upload validation runs in C (cls_shipper._wire) or in Python."""
+    from cls_shipper.ingest import decode
+    return "built" if decode._wire is not None else "not built: Python paths"
+
+
 AGENTS = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
           "Chrome/120.0.0.0 Safari/537.36",
           "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
@@ -142,6 +149,7 @@ def main() -> None:
     bodies = [body for body, _ in made]
     raw_per_body = sum(size for _, size in made) / len(made)
     wire_per_body = sum(map(len, bodies)) / len(bodies)
+    print(f"C extension (cls_shipper._wire): {wire_status()}")
     print(f"bodies: {args.logs} logs, {raw_per_body / 1024:.0f} KiB protobuf, "
           f"{wire_per_body / 1024:.0f} KiB lz4")
 

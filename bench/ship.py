@@ -45,6 +45,7 @@ from ship_encode import (
     codec_alone,
     json_lines,
     naive_exporter,
+    wire_status,
 )
 
 MB = 1_000_000
@@ -126,6 +127,7 @@ def main() -> None:
         records = len(chunks) * 1000
         mb = len(raw) / MB
         stored = sum(len(c) for c in chunks) / MB
+        print(f"C extension (cls_shipper._wire): {wire_status()}")
         print(f"window: {records:,} records, {mb:.1f} MB of JSON lines, "
               f"{stored:.0f} MB stored (LZ4 chunks in SQLite)\n")
         print(f"{'format+codec':<16}{'ship MB/s':>10}{'rec/s':>10}{'codec alone':>13}"

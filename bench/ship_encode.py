@@ -52,6 +52,15 @@ from cls_shipper.timefmt import normalise_log_time_ms
 LOGS_PER_CHUNK = 1000
 MB = 1_000_000
 
+
+def wire_status() -> str:
+    """Whether the C fast paths run (JSON lines JsonType 0, upload validation)."""
+    try:
+        from cls_shipper import _wire  # noqa: F401
+    except ImportError:
+        return "not built: Python paths"
+    return "built"
+
 _PATHS = ["/", "/index.html", "/api/v1/users/{id}", "/api/v1/orders/{id}/items",
           "/static/js/app.{hex}.js", "/static/css/main.{hex}.css", "/search",
           "/api/v2/products/{id}/reviews", "/login", "/cart/{id}", "/img/{hex}.png"]
@@ -290,6 +299,7 @@ def main() -> None:
     print(f"built {len(chunks)} chunks x {LOGS_PER_CHUNK} logs "
           f"({sum(map(len, chunks)) / MB:.1f} MB lz4) in {time.process_time() - cpu0:.1f} "
           f"CPU-s; cores: {os.cpu_count()}")
+    print(f"C extension (cls_shipper._wire): {wire_status()}")
     records = len(chunks) * LOGS_PER_CHUNK
     data = json_lines(chunks)
     raw = len(data)
