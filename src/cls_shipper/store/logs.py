@@ -10,6 +10,7 @@ database lock on SQLite).
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -19,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, insert, select, true, update
+from sqlalchemy import Connection, delete, func, select, true, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from cls_shipper.errors import Kinds, ServiceError
@@ -88,7 +89,7 @@ def _append_in(conn: Connection, is_sqlite: bool,
     # PostgreSQL, where GREATEST() with last_ingest_ms keeps time monotonic regardless).
     now = now_ms()
     newest = func.max if is_sqlite else func.greatest
-    rows: list[dict[str, Any]] = []
+    rows: list[tuple[Any, ...]] = []
     # Topics in a fixed order: two writers on PostgreSQL lock the same rows in the same order,
     # so they can never deadlock.
     for topic_id in sorted(by_topic):
@@ -113,19 +114,34 @@ def _append_in(conn: Connection, is_sqlite: bool,
         offset = head.next_offset - total
         for i in indexes:
             chunk = chunks[i]
-            rows.append({"topic_id": topic_id, "first_offset": offset,
-                         "record_count": chunk.record_count, "ingest_ms": head.last_ingest_ms,
-                         "codec": chunk.codec, "raw_size": chunk.raw_size,
-                         "client_ip": chunk.client_ip[:64], "payload": chunk.payload})
+            rows.append((topic_id, offset, chunk.record_count, head.last_ingest_ms, chunk.codec,
+                         chunk.raw_size, chunk.client_ip[:64], chunk.payload))
             results[i] = Appended(topic_id, offset, chunk.record_count, head.last_ingest_ms)
             offset += chunk.record_count
     if rows:
         # One multi-row INSERT rather than executemany: the driver releases and re-takes the
         # GIL around every statement step, and each re-take can wait behind the event loop's
-        # decoding; one statement keeps a commit to a handful of hand-offs.
+        # decoding; one statement keeps a commit to a handful of hand-offs. Its SQL is built
+        # once per row count and sent to the driver as is: compiling a Core insert of a
+        # different size each batch cost more than the insert itself (profiled).
+        style = conn.dialect.paramstyle
         for start in range(0, len(rows), 256):
-            conn.execute(insert(log_chunks).values(rows[start:start + 256]))
+            batch = rows[start:start + 256]
+            conn.exec_driver_sql(_insert_sql(len(batch), style),
+                                 tuple(value for row in batch for value in row))
     return [r for r in results if r is not None]
+
+
+_CHUNK_COLUMNS = ("topic_id", "first_offset", "record_count", "ingest_ms", "codec", "raw_size",
+                  "client_ip", "payload")
+
+
+@functools.lru_cache(maxsize=300)
+def _insert_sql(rows: int, paramstyle: str) -> str:
+    mark = "?" if paramstyle == "qmark" else "%s"
+    one_row = "(" + ", ".join([mark] * len(_CHUNK_COLUMNS)) + ")"
+    return (f"INSERT INTO {log_chunks.name} ({', '.join(_CHUNK_COLUMNS)}) VALUES "
+            + ", ".join([one_row] * rows))
 
 
 def append_chunks(db: Database, chunks: Sequence[NewChunk]) -> list[Appended | ServiceError]:
