@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, true, update
+from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cls_shipper.errors import Kinds, ServiceError
@@ -88,20 +88,14 @@ def _append_in(conn: Connection, is_sqlite: bool,
     # Clock read under the write lock (BEGIN IMMEDIATE / row locks come after it only on
     # PostgreSQL, where GREATEST() with last_ingest_ms keeps time monotonic regardless).
     now = now_ms()
-    newest = func.max if is_sqlite else func.greatest
+    advance = _advance_sql(conn.dialect.paramstyle, is_sqlite)
     rows: list[tuple[Any, ...]] = []
     # Topics in a fixed order: two writers on PostgreSQL lock the same rows in the same order,
     # so they can never deadlock.
     for topic_id in sorted(by_topic):
         indexes = by_topic[topic_id]
         total = sum(chunks[i].record_count for i in indexes)
-        head = conn.execute(
-            update(topics)
-            .where(topics.c.topic_id == topic_id, topics.c.collection == true())
-            .values(next_offset=topics.c.next_offset + total,
-                    last_ingest_ms=newest(topics.c.last_ingest_ms, topics.c.sealed_ms, now))
-            .returning(topics.c.next_offset, topics.c.last_ingest_ms)
-        ).first()
+        head = conn.exec_driver_sql(advance, (total, now, topic_id)).first()
         if head is None:
             exists = conn.execute(select(topics.c.topic_id)
                                   .where(topics.c.topic_id == topic_id)).first()
@@ -130,6 +124,19 @@ def _append_in(conn: Connection, is_sqlite: bool,
             conn.exec_driver_sql(_insert_sql(len(batch), style),
                                  tuple(value for row in batch for value in row))
     return [r for r in results if r is not None]
+
+
+@functools.lru_cache(maxsize=4)
+def _advance_sql(paramstyle: str, is_sqlite: bool) -> str:
+    """Move a topic's head: the next `total` offsets, and an ingest time that never goes
+    below the newest one nor below the seal (so no record enters a closed window). Plain
+    SQL for the same reason as `_insert_sql`: it runs once per topic per commit."""
+    mark = "?" if paramstyle == "qmark" else "%s"
+    newest = "max" if is_sqlite else "greatest"
+    return (f"UPDATE {topics.name} SET next_offset = next_offset + {mark}, "
+            f"last_ingest_ms = {newest}(last_ingest_ms, sealed_ms, {mark}) "
+            f"WHERE topic_id = {mark} AND collection "
+            "RETURNING next_offset, last_ingest_ms")
 
 
 _CHUNK_COLUMNS = ("topic_id", "first_offset", "record_count", "ingest_ms", "codec", "raw_size",

@@ -53,7 +53,7 @@ def verify_request(request: Request) -> str:
     return qsign.verify(
         request.headers.get("authorization"),
         request.method,
-        request.url.path,
+        request.scope["path"],  # request.url would build the whole URL just for its path
         request.query_params.multi_items(),
         request.headers,
         ctx.keys.lookup,
