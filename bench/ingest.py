@@ -2,7 +2,7 @@
 official SDK sends them) through HTTP into a running server, beside the decode-only rate
 (decompress + protobuf parse) of the same bodies in the same run.
 
-    .venv/bin/python bench/ingest.py [--seconds 5] [--connections 4] [--endpoint URL]
+    .venv/bin/python bench/ingest.py [--seconds 5] [--connections 16] [--endpoint URL]
 
 Without --endpoint a server is started on a temporary data dir (`serve --workers 0`). The
 client is a minimal asyncio HTTP/1.1 keep-alive client sending pre-signed requests (the
@@ -138,7 +138,7 @@ def cpu_seconds(pid: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--bodies", type=int, default=16)
     parser.add_argument("--logs", type=int, default=1000)
     parser.add_argument("--endpoint", help="an already running server (default: start one)")
