@@ -3,21 +3,18 @@ program, cramjam's snappy framed decoder, zstandard, lz4.frame."""
 
 from __future__ import annotations
 
-import gzip
 import random
 import shutil
 import subprocess
 from pathlib import Path
 
-import cramjam
-import lz4.frame
 import pytest
-import zstandard
 
 from cls_shipper.errors import ServiceError
 from cls_shipper.formats import catalog, lzop
 from cls_shipper.formats.codecs import make_compressor
 from cls_shipper.formats.errors import CodecUnavailableError
+from tests.shipping_support import decompress
 
 CODECS = ["gzip", "lzop", "snappy", "zstd", "lz4", "none"]
 needs_lzop = pytest.mark.skipif(shutil.which("lzop") is None, reason="lzop program missing")
@@ -47,28 +44,13 @@ def _lzop_decompress(data: bytes, tmp_path: Path) -> bytes:
     return subprocess.run(["lzop", "-dc", str(path)], capture_output=True, check=True).stdout
 
 
-def _decompress(codec: str, data: bytes, tmp_path: Path) -> bytes:
-    if codec == "gzip":
-        return gzip.decompress(data)
-    if codec == "lzop":
-        return _lzop_decompress(data, tmp_path)
-    if codec == "snappy":
-        return bytes(cramjam.snappy.decompress(data))
-    if codec == "zstd":
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
-    if codec == "lz4":
-        return bytes(lz4.frame.decompress(data))
-    assert codec == "none"
-    return data
-
-
 @pytest.mark.parametrize("codec", CODECS)
 def test_round_trip_with_independent_reader(codec: str, tmp_path: Path) -> None:
     if codec == "lzop" and shutil.which("lzop") is None:
         pytest.skip("lzop program missing")
     pieces = _sample()
     data = _compress(codec, pieces)
-    assert _decompress(codec, data, tmp_path) == b"".join(pieces)
+    assert decompress(data, codec) == b"".join(pieces)
     if codec != "none":
         assert len(data) < len(b"".join(pieces))
 
@@ -77,7 +59,7 @@ def test_round_trip_with_independent_reader(codec: str, tmp_path: Path) -> None:
 def test_empty_stream_is_a_valid_empty_file(codec: str, tmp_path: Path) -> None:
     if codec == "lzop" and shutil.which("lzop") is None:
         pytest.skip("lzop program missing")
-    assert _decompress(codec, _compress(codec, []), tmp_path) == b""
+    assert decompress(_compress(codec, []), codec) == b""
 
 
 @pytest.mark.parametrize("codec", CODECS)

@@ -14,12 +14,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import cramjam
-import lz4.frame
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import zstandard
 
 from cls_shipper.formats import parquetfmt
 from cls_shipper.formats.errors import CorruptChunkError, FormatError
@@ -33,28 +30,11 @@ from cls_shipper.service.shipper_config import (
     ParquetKey,
 )
 from cls_shipper.sinks.base import WrittenObject
+from tests.shipping_support import decompress
 from tests.test_formats_helpers import Collector, config, group, payload
 
 T_MS = 1_717_200_000_123
 CODECS = ["gzip", "lzop", "snappy", "zstd", "lz4", "none"]
-
-
-def decompress(codec: str, data: bytes, tmp_path: Path) -> bytes:
-    if codec == "gzip":
-        return gzip.decompress(data)
-    if codec == "lzop":
-        path = tmp_path / "part.lzo"
-        path.write_bytes(data)
-        subprocess.run(["lzop", "-t", str(path)], check=True, capture_output=True)
-        return subprocess.run(["lzop", "-dc", str(path)], check=True,
-                              capture_output=True).stdout
-    if codec == "snappy":
-        return bytes(cramjam.snappy.decompress(data))
-    if codec == "zstd":
-        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
-    if codec == "lz4":
-        return bytes(lz4.frame.decompress(data))
-    return data
 
 
 def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -107,7 +87,7 @@ def test_json_lines_every_codec(codec: str, tmp_path: Path) -> None:
         "bucket-1250000001", "part-0", len(data), hashlib.md5(data).hexdigest(),
         hashlib.sha256(data).hexdigest())
     assert result.out_bytes == len(data)
-    raw = decompress(codec, data, tmp_path)
+    raw = decompress(data, codec)
     assert result.raw_bytes == result.parts[0].raw_bytes == len(raw)
     objects = json_objects(raw)
     assert [o["id"] for o in objects] == [str(i) for i in range(50)]
@@ -383,7 +363,7 @@ def test_split_into_complete_parts(codec: str, tmp_path: Path) -> None:
     ids: list[str] = []
     for number, (part, meta) in enumerate(zip(sink.parts, result.parts, strict=True)):
         assert part.closed and not part.aborted
-        raw = decompress(codec, part.data, tmp_path)  # each part is a whole file on its own
+        raw = decompress(part.data, codec)  # each part is a whole file on its own
         objects = json_objects(raw)
         assert meta.index == number and meta.records == len(objects)
         assert meta.raw_bytes == len(raw)
