@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
+from cls_shipper.client import ClientError, ClsClient, find_credentials
 from cls_shipper.config import Settings, load_settings
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory "
@@ -23,3 +27,38 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
         return load_settings(config, **overrides)
     except (ValueError, OSError) as exc:
         raise typer.BadParameter(str(exc)) from None
+
+
+# ---- client commands (talk to a running server) ----
+
+Endpoint = Annotated[str, typer.Option(help="The cls-shipper server.",
+                                       envvar="CLS_SHIPPER_ENDPOINT")]
+CredentialsDir = Annotated[Path | None, typer.Option(
+    "--data-dir", envvar="CLS_SHIPPER_DATA_DIR",
+    help="Where the server's credentials.toml is (when no key is in the environment).")]
+LEGACY_TIME = "%Y-%m-%d %H:%M:%S"
+
+
+def credentials(data_dir: Path | None) -> tuple[str, str]:
+    """The key from CLS_SHIPPER_SECRET_ID/KEY or <data-dir>/credentials.toml; exits with a
+    message when there is none."""
+    try:
+        return find_credentials(os.environ.get("CLS_SHIPPER_SECRET_ID"),
+                                os.environ.get("CLS_SHIPPER_SECRET_KEY"), data_dir)
+    except ClientError as exc:
+        Console(stderr=True).print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+
+
+def signed_client(endpoint: str, data_dir: Path | None) -> ClsClient:
+    return ClsClient(endpoint, *credentials(data_dir))
+
+
+def recent_span(hours: float, limit_hours: float) -> tuple[str, str]:
+    """Legacy start/end strings covering the last `hours` (at most `limit_hours`) whatever
+    the server's zone (UTC-12 to UTC+14, unknown here): the span is widened by those offsets,
+    so it must stay 26 hours inside the server's own limit."""
+    now = time.time()
+    start = time.gmtime(now - (min(hours, limit_hours - 26) + 12) * 3600)
+    return time.strftime(LEGACY_TIME, start), time.strftime(LEGACY_TIME,
+                                                           time.gmtime(now + 14 * 3600))

@@ -3,7 +3,6 @@ both against a running server over the legacy API, signed like the official SDK.
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 import time
@@ -17,33 +16,18 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cls_shipper.client import ClientError, ClsClient, find_credentials
+from cls_shipper.cli.common import CredentialsDir, Endpoint, signed_client
+from cls_shipper.client import ClientError
 from cls_shipper.ingest import cls_pb
 from cls_shipper.ingest.decode import MAX_GROUP_VALUE_BYTES, compress_lz4
 
 console = Console(stderr=True)
 app = typer.Typer(no_args_is_help=True, help="Read a topic's logs from a running server.")
 
-Endpoint = Annotated[str, typer.Option(help="The cls-shipper server.",
-                                       envvar="CLS_SHIPPER_ENDPOINT")]
 TopicId = Annotated[str, typer.Option("--topic-id", help="The topic.")]
-CredentialsDir = Annotated[Path | None, typer.Option(
-    "--data-dir", envvar="CLS_SHIPPER_DATA_DIR",
-    help="Where the server's credentials.toml is (when no key is in the environment).")]
 
 # Stay clear of the 5 MiB-per-LogGroup limit with the keys and framing on top of the values.
 BATCH_VALUE_BYTES = MAX_GROUP_VALUE_BYTES - (512 << 10)
-
-
-def _client(endpoint: str, data_dir: Path | None) -> ClsClient:
-    try:
-        secret_id, secret_key = find_credentials(os.environ.get("CLS_SHIPPER_SECRET_ID"),
-                                                 os.environ.get("CLS_SHIPPER_SECRET_KEY"),
-                                                 data_dir)
-    except ClientError as exc:
-        console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from None
-    return ClsClient(endpoint, secret_id, secret_key)
 
 
 def _contents(line: str, fmt: str) -> dict[str, str]:
@@ -123,7 +107,7 @@ def upload(
     for path in files:
         if str(path) != "-" and not path.is_file():
             raise typer.BadParameter(f"{path} is not a readable file")
-    client = _client(endpoint, data_dir)
+    client = signed_client(endpoint, data_dir)
     hostname = socket.gethostname()
     total_logs = total_uploads = 0
     sizes = {p: (0 if str(p) == "-" else p.stat().st_size) for p in files}
@@ -191,7 +175,7 @@ def tail(
     interval: Annotated[float, typer.Option(min=0.05, help="Poll interval (s).")] = 1.0,
 ) -> None:
     """Print a topic's records as JSON lines (GET /cursor, then GET /log), following new ones."""
-    client = _client(endpoint, data_dir)
+    client = signed_client(endpoint, data_dir)
     begin = "0" if from_start else (start or str(time.time_ns() // 1_000_000))
     out = sys.stdout.buffer
     try:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cls_shipper.auth import qsign
-from cls_shipper.client import ClientError, find_credentials
+from cls_shipper.cli.common import CredentialsDir, credentials
 
 
 def sign(
@@ -23,7 +21,7 @@ def sign(
     content_type: Annotated[str | None, typer.Option(
         help="The Content-Type the request will carry (signed when given).")] = None,
     expire: Annotated[int, typer.Option(help="Seconds the signature stays valid.")] = 300,
-    data_dir: Annotated[Path | None, typer.Option("--data-dir")] = None,
+    data_dir: CredentialsDir = None,
 ) -> None:
     """Print a q-sign Authorization header value for one request."""
     pairs: dict[str, str] = {}
@@ -32,13 +30,7 @@ def sign(
         if not sep:
             raise typer.BadParameter(f"expected name=value, got {item!r}")
         pairs[name] = value
-    try:
-        secret_id, secret_key = find_credentials(os.environ.get("CLS_SHIPPER_SECRET_ID"),
-                                                 os.environ.get("CLS_SHIPPER_SECRET_KEY"),
-                                                 data_dir)
-    except ClientError as exc:
-        typer.echo(exc.message, err=True)
-        raise typer.Exit(1) from None
+    secret_id, secret_key = credentials(data_dir)
     headers = {"host": host}
     if content_type:
         headers["content-type"] = content_type
