@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 import threading
 import time
 
@@ -82,14 +83,17 @@ def run(settings: Settings, secret_id: str, secret_key: str, stop: threading.Eve
     else:
         log.error("demo could not reach the server at %s", endpoint)
         return
+    # The command as it was started (after `make run`: .venv/bin/cls-shipper).
+    command = sys.argv[0] if sys.argv[0].endswith("cls-shipper") else "cls-shipper"
+    options = f"--shipper-id {shipper} --data-dir {settings.data_dir} --endpoint {endpoint}"
     Console(stderr=True).print(
         f"\n[bold green]Demo running[/bold green]: topic {topic} receives nginx logs; shipper "
         f"{shipper} ships every {DEMO_INTERVAL} s to "
         f"{settings.object_store_url}/demo-bucket/nginx/...\n"
-        f"List its tasks:\n  cls-shipper tasks --shipper-id {shipper} --data-dir "
-        f"{settings.data_dir} --endpoint {endpoint}\n"
+        f"List its tasks:\n  {command} tasks {options}\n"
+        f"Check the bucket against the ledger:\n  {command} audit {options}\n"
         f"Look at the objects:\n  find {settings.data_dir / 'buckets' / 'demo-bucket'} "
-        f"-type f | head\n")
+        f"-type f | head\n", soft_wrap=True)
     rng = random.Random(7)
     headers = {"Content-Type": "application/x-protobuf", "x-cls-compress-type": "lz4"}
     while not stop.is_set():
