@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime
 
-from cls_shipper.shipping.objects import object_key, resolve_zone, window_token
+from cls_shipper.shipping.objects import object_key, resolve_zone, shipper_token, window_token
 from cls_shipper.shipping.windows import next_windows
 
 START = int(datetime(2026, 11, 28, 9, 5, tzinfo=UTC).timestamp() * 1000)
@@ -36,9 +36,13 @@ def test_time_zone_and_slashes() -> None:
 
 
 def test_shipping_time_names() -> None:
-    assert key(filename_mode=1) == "logs/2026/11/28/17/202611281705_000_42.gz"
-    assert key(filename_mode=1, part=2) == "logs/2026/11/28/17/202611281705_000_42-2.gz"
-    assert key(filename_mode=1, partition="%Y%m%d") == "logs/20261128/202611281705_000_42.gz"
+    token = shipper_token("s1")
+    assert key(filename_mode=1) == f"logs/2026/11/28/17/202611281705_000_42_{token}.gz"
+    assert key(filename_mode=1, part=2) == f"logs/2026/11/28/17/202611281705_000_42_{token}-2.gz"
+    assert key(filename_mode=1, partition="%Y%m%d") == (
+        f"logs/20261128/202611281705_000_42_{token}.gz")
+    # Two shippers on one topic, bucket and prefix never share a key.
+    assert key(filename_mode=1, shipper_id="s2") != key(filename_mode=1)
 
 
 def test_windows_are_contiguous_aligned_and_bounded() -> None:

@@ -128,3 +128,72 @@ def test_logset_and_topic_search(ctx: Context) -> None:
     assert len(topics.search(ctx, topics.TopicQuery(names=["nginx"]))) == 2
     assert [t.topic_id for t, _ in topics.search(
         ctx, topics.TopicQuery(logset_names=["web"]))] == [nginx]
+
+
+def test_retention_never_expires_records_a_shipper_still_has_to_ship(ctx: Context) -> None:
+    from cls_shipper.store import logs
+
+    logset = logsets.create(ctx, "short-retention", 1)  # one day
+    topic = topics.create(ctx, logset, "t")
+    config = ShipperConfig(**{**defaults("legacy"), "topic_id": topic, "bucket": "b-1",
+                              "prefix": "p/", "shipper_name": "s", "interval": 1})
+    shipper_id = shippers.create(ctx, config, "legacy")
+    appended = logs.append_chunks(ctx.db, [logs.NewChunk(topic, 5, "none", 1, "ip", b"x")])[0]
+    assert isinstance(appended, logs.Appended)
+    later = appended.ingest_ms + 2_000
+    queue.seal_topics(ctx.db, later)
+    queue.cut_windows(ctx.db, later, "UTC")
+    task = queue.claim(ctx.db, "w", later, 60_000)
+    while task is not None and task.range_end_ms <= appended.ingest_ms:
+        queue.succeed(ctx.db, task, later, queue.Outcome(0, 0, 0, 0, None, None, []))
+        task = queue.claim(ctx.db, "w", later, 60_000)
+    assert task is not None and task.range_start_ms <= appended.ingest_ms < task.range_end_ms
+    queue.fail(ctx.db, task, later, "bucket missing (10001)", transient=False, max_attempts=5,
+               retry_base_ms=1000)
+    two_days_later = later + 2 * 86_400_000
+    # The window failed: its records outlive the retention until it ships.
+    assert logs.expire_chunks(ctx.db, two_days_later) == 0
+    assert len(list(logs.read_window(ctx.db, topic, 0, 1 << 62))) == 1
+    tasks.retry(ctx, shipper_id, task.task_id)
+    again = queue.claim(ctx.db, "w", two_days_later, 60_000)
+    assert again is not None and again.task_id == task.task_id
+    queue.succeed(ctx.db, again, two_days_later, queue.Outcome(5, 0, 1, 1, 0, 4, []))
+    # Switched off, the shipper's next windows still hold what they will cover...
+    shippers.modify(ctx, shipper_id, "legacy", {}, effective=False)
+    logs.append_chunks(ctx.db, [logs.NewChunk(topic, 1, "none", 1, "ip", b"y")])
+    assert logs.expire_chunks(ctx.db, two_days_later + 3 * 86_400_000) == 1  # only the shipped
+    assert len(list(logs.read_window(ctx.db, topic, 0, 1 << 62))) == 1
+    # ...and once the shipper is gone, retention applies again.
+    shippers.delete_shipper(ctx, shipper_id)
+    assert logs.expire_chunks(ctx.db, two_days_later + 3 * 86_400_000) == 1
+
+
+def test_a_shipper_created_on_a_fast_clock_still_covers_later_uploads(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cls_shipper.service import shippers as shippers_module
+    from cls_shipper.store import logs
+    from cls_shipper.timefmt import now_ms
+
+    ahead = now_ms() + 5_000
+    monkeypatch.setattr(shippers_module, "now_ms", lambda: ahead)
+    topic, shipper_id = _shipper(ctx, interval=1)
+    first_window = shippers.get(ctx, shipper_id).progress.next_window_ms
+    # An upload through a node with the right clock, after the create returned:
+    appended = logs.append_chunks(ctx.db, [logs.NewChunk(topic, 1, "none", 1, "ip", b"x")])[0]
+    assert isinstance(appended, logs.Appended) and appended.ingest_ms >= first_window
+
+
+def test_a_window_that_keeps_killing_its_worker_ends_failed(ctx: Context) -> None:
+    _, shipper_id = _shipper(ctx, interval=5)
+    start = shippers.get(ctx, shipper_id).progress.next_window_ms
+    queue.seal_topics(ctx.db, start + 6_000)
+    queue.cut_windows(ctx.db, start + 6_000, "UTC")
+    now = start + 6_000
+    first = queue.claim(ctx.db, "w1", now, 1_000, max_attempts=2)
+    assert first is not None and first.attempts == 1
+    second = queue.claim(ctx.db, "w2", now + 2_000, 1_000, max_attempts=2)  # w1 died
+    assert second is not None and second.task_id == first.task_id and second.attempts == 2
+    assert queue.claim(ctx.db, "w3", now + 4_000, 1_000, max_attempts=2) is None  # w2 died
+    failed = tasks.get_task(ctx, shipper_id, first.task_id)
+    assert failed.status == "failed" and "stopped 2 times" in failed.message
+    assert [r.outcome for r in failed.runs] == ["expired", "expired"]

@@ -6,13 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, func, insert, not_, or_, select, update
+from sqlalchemy import and_, case, delete, exists, func, insert, not_, or_, select, update
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.service import topics as topic_service
 from cls_shipper.service.context import Context, new_id
-from cls_shipper.service.shipper_config import Api, ShipperConfig, validate
-from cls_shipper.store.schema import shippers, tasks
+from cls_shipper.service.shipper_config import Api, ContentInfo, ShipperConfig, validate
+from cls_shipper.store.schema import shippers, task_runs, tasks, topics
 from cls_shipper.timefmt import now_ms
 
 IMMUTABLE = ("topic_id",)
@@ -83,6 +83,11 @@ def create(ctx: Context, config: ShipperConfig, api: Api, *, start_ms: int = 0,
     StartTime, for historical shipping) or, without one, the creation time."""
     config = validate(config, api, ctx.settings.min_interval)
     created = now_ms()
+    if start_ms < 0 or end_ms < 0:
+        raise invalid("StartTime and EndTime must be unix seconds (0: not set)")
+    if end_ms and not start_ms:
+        raise invalid("EndTime needs a StartTime in the past: EndTime cannot be in the future, "
+                      "so the range from now to it would be empty")
     if start_ms and end_ms and end_ms <= start_ms:
         raise invalid("EndTime must be after StartTime")
     if end_ms and end_ms > created + 1000:
@@ -108,6 +113,12 @@ def create(ctx: Context, config: ShipperConfig, api: Api, *, start_ms: int = 0,
         if clash is not None:
             raise ServiceError(Kinds.SHIPPER_CONFLICT,
                                f"topic already has a shipper named {config.shipper_name!r}")
+        # Seal the topic at the creation time: an upload acknowledged after this commit then
+        # gets an ingest time at or after `created`, so inside the first window or later, even
+        # when this node's clock runs ahead of the node that takes the upload.
+        conn.execute(update(topics).where(topics.c.topic_id == config.topic_id).values(
+            sealed_ms=case((topics.c.sealed_ms < created, created),
+                           else_=topics.c.sealed_ms)))
         conn.execute(insert(shippers).values(
             shipper_id=shipper_id, topic_id=config.topic_id, shipper_name=config.shipper_name,
             created_ms=created, updated_ms=created, effective=True, config=config.to_dict(),
@@ -262,7 +273,10 @@ def modify(ctx: Context, shipper_id: str, api: Api, changes: dict[str, Any],
     if not changes and effective is None:
         raise invalid("give at least one field to modify")
     with ctx.db.begin() as conn:
-        row = conn.execute(select(shippers).where(shippers.c.shipper_id == shipper_id)).first()
+        # FOR UPDATE: two concurrent modifies on PostgreSQL must not both read the old config
+        # and write it back whole, losing one change (SQLite's BEGIN IMMEDIATE serialises).
+        row = conn.execute(select(shippers).where(shippers.c.shipper_id == shipper_id)
+                           .with_for_update()).first()
         if row is None:
             raise ServiceError(Kinds.SHIPPER_NOT_EXIST, f"shipper {shipper_id!r} does not exist")
         current = ShipperConfig.from_dict(row.config)
@@ -271,6 +285,12 @@ def modify(ctx: Context, shipper_id: str, api: Api, changes: dict[str, Any],
         # through the other API, so it is held to the looser bound: a shipper created with
         # MaxSize 5 stays manageable through the legacy API.
         rules: Api = api if "max_size" in changes else "v3"
+        content = changes.get("content")
+        if (isinstance(content, ContentInfo) and content.format == "json"
+                and content.json is None and current.content.json is not None):
+            # JSON without options (the legacy API has none) keeps the current ones: a
+            # read-modify-write through GET /shipper must not change what is shipped.
+            changes = {**changes, "content": ContentInfo("json", json=current.content.json)}
         updated = validate(dataclasses.replace(current, **changes), rules,
                            ctx.settings.min_interval)
         if updated.shipper_name != current.shipper_name and conn.execute(
@@ -294,4 +314,5 @@ def delete_shipper(ctx: Context, shipper_id: str) -> None:
         if result.rowcount == 0:
             raise ServiceError(Kinds.SHIPPER_NOT_EXIST, f"shipper {shipper_id!r} does not exist")
         conn.execute(delete(tasks).where(tasks.c.shipper_id == shipper_id))
+        conn.execute(delete(task_runs).where(task_runs.c.shipper_id == shipper_id))
 

@@ -23,6 +23,10 @@ def resolve_zone(name: str) -> tzinfo:
         return ZoneInfo("UTC")
 
 
+def shipper_token(shipper_id: str) -> str:
+    return hashlib.sha256(shipper_id.encode()).hexdigest()[:8]
+
+
 def window_token(shipper_id: str, range_start_ms: int) -> str:
     """The legacy name's `{random}`: looks random, but is derived from the window."""
     digest = hashlib.sha256(f"{shipper_id}:{range_start_ms}".encode()).digest()
@@ -48,7 +52,9 @@ def object_key(*, shipper_id: str, prefix: str, partition: str, zone: tzinfo,
     if filename_mode == 1:
         # Shipping-time naming, {YYYYMMDDHHMM}_{partition}_{offset}: the "shipping time" is
         # the window start, which keeps the name deterministic; later parts get a suffix.
-        name = f"{start:%Y%m%d%H%M}_000_{first_offset}"
+        # A token of the shipper follows: CLS's form alone names no shipper or topic, so two
+        # shippers sharing a bucket and prefix would overwrite each other's objects.
+        name = f"{start:%Y%m%d%H%M}_000_{first_offset}_{shipper_token(shipper_id)}"
         if part:
             name += f"-{part}"
     else:

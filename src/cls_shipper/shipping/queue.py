@@ -97,18 +97,22 @@ def _claimable(now: int) -> Any:
 
 
 def claim(db: Database, worker_id: str, now: int, lease_ms: int,
-          exclude_shippers: frozenset[str] = frozenset()) -> Claimed | None:
+          exclude_shippers: frozenset[str] = frozenset(),
+          max_attempts: int | None = None) -> Claimed | None:
     """Lease a due task (or one whose lease expired) to this worker.
 
     Shippers take turns: the task comes from the shipper with the fewest tasks running now,
     then the oldest due. So one shipper's backlog, or a slow bucket whose tasks hold workers
-    for long, gets one worker while others have work and all of them once the rest is done."""
+    for long, gets one worker while others have work and all of them once the rest is done.
+
+    A task whose lease expired `max_attempts` times (its worker died or stalled each time,
+    e.g. killed for memory) is failed instead of being handed to yet another worker."""
     token = f"{worker_id}/{uuid.uuid4().hex[:12]}"
     busy = (select(tasks.c.shipper_id, func.count().label("running"))
             .where(tasks.c.status == "running", tasks.c.lease_expires_ms >= now)
             .group_by(tasks.c.shipper_id).cte("busy"))
     with db.begin() as conn:
-        query = (select(tasks.c.task_id, tasks.c.status, tasks.c.lease_owner)
+        query = (select(tasks.c.task_id, tasks.c.status, tasks.c.lease_owner, tasks.c.attempts)
                  .select_from(tasks.outerjoin(busy, busy.c.shipper_id == tasks.c.shipper_id))
                  .where(_claimable(now))
                  .order_by(func.coalesce(busy.c.running, 0), tasks.c.next_attempt_ms,
@@ -118,13 +122,23 @@ def claim(db: Database, worker_id: str, now: int, lease_ms: int,
             query = query.where(tasks.c.shipper_id.not_in(exclude_shippers))
         if not db.is_sqlite:
             query = query.with_for_update(of=tasks, skip_locked=True)
-        found = conn.execute(query).first()
-        if found is None:
-            return None
-        if found.status == "running":
+        while True:
+            found = conn.execute(query).first()
+            if found is None:
+                return None
+            if found.status != "running":
+                break
             # Taking over an expired lease: its run ends here, for the record.
             _close_run(conn, found.lease_owner, now, "expired",
                        "lease expired; the task was taken over", only_running=True)
+            if max_attempts is None or found.attempts < max_attempts:
+                break
+            message = (f"the worker shipping this window stopped {found.attempts} times without "
+                       "finishing (killed, out of memory, or stalled past its lease): see its "
+                       "runs in GET /task, fix the cause, then retry the task")
+            conn.execute(update(tasks).where(tasks.c.task_id == found.task_id).values(
+                status="failed", message=message, last_error=message, run_end_ms=now,
+                lease_owner=None, lease_expires_ms=None))
         row = conn.execute(
             update(tasks).where(tasks.c.task_id == found.task_id).values(
                 status="running", message="running", lease_owner=token,

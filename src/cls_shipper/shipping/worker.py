@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -30,6 +30,7 @@ class _WindowReader:
 
     db: Database
     task: queue.Claimed
+    lease_lost: Callable[[], bool] = lambda: False
     first_offset: int | None = None
     last_offset: int | None = None
     chunks: int = field(default=0)
@@ -37,6 +38,9 @@ class _WindowReader:
     def payloads(self) -> Iterator[tuple[bytes, str]]:
         for chunk in read_window(self.db, self.task.topic_id, self.task.range_start_ms,
                                  self.task.range_end_ms):
+            if self.lease_lost():
+                # Another worker has this task now: stop rather than race it to the keys.
+                raise TaskFailure("lease lost: another worker took this task over", True)
             if self.first_offset is None:
                 self.first_offset = chunk.first_offset
             self.last_offset = chunk.first_offset + chunk.record_count - 1
@@ -52,12 +56,13 @@ class TaskFailure(Exception):
 
 
 def ship(db: Database, sink: Sink, task: queue.Claimed,
-         max_part_raw_bytes: int | None = None) -> queue.Outcome:
+         max_part_raw_bytes: int | None = None,
+         lease_lost: Callable[[], bool] = lambda: False) -> queue.Outcome:
     """Ship one task's window; raises TaskFailure with a message a user can act on."""
     config = ShipperConfig.from_dict(task.config)
     zone = resolve_zone(config.time_zone)
     extension = file_extension(config)
-    reader = _WindowReader(db, task)
+    reader = _WindowReader(db, task, lease_lost)
     written: list[Any] = []
 
     def open_part(index: int) -> PartWriter:
@@ -114,13 +119,14 @@ class WorkerSettings:
 
 def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings) -> bool:
     """Claim and run one due task; False when there was none."""
-    task = queue.claim(db, worker_id, now_ms(), settings.lease_ms)
+    task = queue.claim(db, worker_id, now_ms(), settings.lease_ms,
+                       max_attempts=settings.max_attempts)
     if task is None:
         return False
     keeper = _LeaseKeeper(db, task, settings.lease_ms)
     keeper.start()
     try:
-        outcome = ship(db, sink, task)
+        outcome = ship(db, sink, task, lease_lost=lambda: keeper.lost)
     except TaskFailure as exc:
         keeper.done.set()
         status = queue.fail(db, task, now_ms(), exc.message, transient=exc.transient,

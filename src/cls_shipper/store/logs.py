@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.store.database import Database
-from cls_shipper.store.schema import log_chunks, logsets, topics
+from cls_shipper.store.schema import log_chunks, logsets, shippers, tasks, topics
 from cls_shipper.timefmt import now_ms
 
 log = logging.getLogger("cls_shipper.store.logs")
@@ -372,17 +372,29 @@ def read_from(db: Database, topic_id: str, offset: int, max_records: int,
 
 def expire_chunks(db: Database, now_ms: int, batch_size: int = 1000) -> int:
     """Delete the chunks older than their topic's retention (`topics.period`, else the
-    logset's `period`, in days); returns how many were deleted. Deletes in batches of short
-    transactions so uploads are never held up for long."""
+    logset's `period`, in days), but never one a shipper still has to ship: a window not cut
+    yet (a switched-off shipper, a backlog) or a task not `success` (a failed window waiting
+    for PUT /task) holds its records past retention. Returns how many were deleted. Deletes
+    in batches of short transactions so uploads are never held up for long."""
     with db.read() as conn:
         retention = conn.execute(
             select(topics.c.topic_id, func.coalesce(topics.c.period, logsets.c.period))
             .join(logsets, logsets.c.logset_id == topics.c.logset_id)).all()
+        # A bounded (historical) shipper whose last window is cut needs nothing more.
+        still_cutting = ~((shippers.c.end_ms > 0)
+                          & (shippers.c.next_window_ms >= shippers.c.end_ms))
+        not_cut = dict(conn.execute(
+            select(shippers.c.topic_id, func.min(shippers.c.next_window_ms))
+            .where(still_cutting).group_by(shippers.c.topic_id)).all())
+        not_shipped = dict(conn.execute(
+            select(tasks.c.topic_id, func.min(tasks.c.range_start_ms))
+            .where(tasks.c.status != "success").group_by(tasks.c.topic_id)).all())
     deleted = 0
     for topic_id, days in retention:
         if not days or days <= 0:
             continue
-        cut = now_ms - int(days) * DAY_MS
+        cut = min(now_ms - int(days) * DAY_MS, not_cut.get(topic_id, now_ms),
+                  not_shipped.get(topic_id, now_ms))
         while True:
             with db.begin() as conn:
                 offsets = conn.execute(

@@ -21,6 +21,7 @@ from cls_shipper.api.legacy.common import (
 from cls_shipper.errors import invalid, missing
 from cls_shipper.service import audit, shippers, tasks
 from cls_shipper.service.shipper_config import (
+    LEGACY_JSON,
     ContentInfo,
     FilterRule,
     ParquetKey,
@@ -107,6 +108,12 @@ def shipper_json(item: shippers.Shipper, zone: Any) -> dict[str, Any]:
         content["csv_info"] = {"print_key": csv.print_key, "keys": csv.keys,
                                "delimiter": csv.delimiter, "escape_char": csv.escape_char,
                                "non_existing_field": csv.non_existing_field}
+    if cfg.content.json is not None and cfg.content.json != LEGACY_JSON:
+        # Options set through API 3.0 or json_info: shown, so that writing back what was read
+        # keeps them (without them, JSON means every meta field and the tags).
+        json = cfg.content.json
+        content["json_info"] = {"enable_tag": json.enable_tag, "meta_fields": json.meta_fields,
+                                "json_type": json.json_type}
     if cfg.content.parquet is not None:
         content["parquet_info"] = {"parquet_key_info": [
             {"key_name": k.key_name, "key_type": k.key_type,
