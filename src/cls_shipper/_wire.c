@@ -51,6 +51,38 @@ typedef struct {
     const uint8_t *end;
 } Reader;
 
+typedef struct {
+    const uint8_t *p;
+    size_t n;
+} Span;
+
+static inline Reader reader_of(Span s)
+{
+    return (Reader){s.p, s.p + s.n};
+}
+
+/* next_field runs for every field and read_entry for every key/value pair; at -O2 GCC keeps
+ * them out of line, which cost the scan about 30% (and read_entry's `validate` would stay a
+ * runtime test). */
+#if defined(__GNUC__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+/* Every level of both walks gives up on the first failure and hands its code up as is: the
+ * code decides which exception Python sees. */
+#define TRY(expr)                                                                          \
+    do {                                                                                   \
+        int rc_ = (expr);                                                                  \
+        if (rc_ != WIRE_OK)                                                                \
+            return rc_;                                                                    \
+    } while (0)
+
+/* A field number and wire type as one value, so that one compare (or one switch case)
+ * matches both: a declared field sent with another wire type is an unknown field to upb. */
+#define TAG(field, wire_type) ((uint32_t)(field) << 3 | (uint32_t)(wire_type))
+
 /* A varint of at most `max_bytes` bytes. upb's limits: 10 bytes for values, 5 for tags and
  * lengths; it ignores bits beyond 64 in a 10th byte, as the unsigned shift here does. */
 static inline int read_varint(Reader *r, int max_bytes, uint64_t *out)
@@ -71,69 +103,72 @@ static inline int read_varint(Reader *r, int max_bytes, uint64_t *out)
     return WIRE_MALFORMED;
 }
 
-static inline int read_tag(Reader *r, uint32_t *field, int *wire_type)
+static inline int read_tag(Reader *r, uint32_t *tag)
 {
-    uint64_t tag;
+    uint64_t v;
     if (r->p < r->end && *r->p < 0x80) { /* the usual one-byte tag */
-        tag = *r->p++;
+        v = *r->p++;
     } else {
-        int rc = read_varint(r, 5, &tag);
-        if (rc != WIRE_OK)
-            return rc;
-        if (tag > UINT32_MAX)
+        TRY(read_varint(r, 5, &v));
+        if (v > UINT32_MAX)
             return WIRE_MALFORMED;
     }
-    *field = (uint32_t)(tag >> 3);
-    *wire_type = (int)(tag & 7);
-    return *field == 0 ? WIRE_MALFORMED : WIRE_OK;
+    *tag = (uint32_t)v;
+    return v >> 3 == 0 ? WIRE_MALFORMED : WIRE_OK; /* field number 0 */
 }
 
-/* A length-delimited payload: [*s, *s + *n) lies inside the reader's message. */
-static inline int read_bytes(Reader *r, const uint8_t **s, size_t *n)
+/* A length-delimited payload: it lies inside the reader's message. */
+static inline int read_bytes(Reader *r, Span *s)
 {
     uint64_t len;
     if (r->p < r->end && *r->p < 0x80) {
         len = *r->p++;
     } else {
-        int rc = read_varint(r, 5, &len);
-        if (rc != WIRE_OK)
-            return rc;
+        TRY(read_varint(r, 5, &len));
     }
     if (len >= INT32_MAX || len > (uint64_t)(r->end - r->p))
         return WIRE_MALFORMED;
-    *s = r->p;
-    *n = (size_t)len;
+    s->p = r->p;
+    s->n = (size_t)len;
     r->p += len;
     return WIRE_OK;
 }
 
-/* Skips a field the schema does not declare (or declares with another wire type: upb keeps
- * those as unknown fields too). */
-static int skip_field(Reader *r, int wire_type)
+static inline int read_fixed(Reader *r, size_t n)
 {
-    uint64_t v;
-    const uint8_t *s;
-    size_t n;
-    switch (wire_type) {
-    case WT_VARINT:
-        return read_varint(r, 10, &v);
-    case WT_I64:
-        if (r->end - r->p < 8)
-            return WIRE_MALFORMED;
-        r->p += 8;
-        return WIRE_OK;
-    case WT_LEN:
-        return read_bytes(r, &s, &n);
-    case WT_I32:
-        if (r->end - r->p < 4)
-            return WIRE_MALFORMED;
-        r->p += 4;
-        return WIRE_OK;
-    case WT_SGROUP:
-        return WIRE_GROUP;
-    default: /* an end-group without a group, or wire types 6 and 7 */
+    if ((size_t)(r->end - r->p) < n)
         return WIRE_MALFORMED;
-    }
+    r->p += n;
+    return WIRE_OK;
+}
+
+/* One field with its payload read, whatever its number: a caller matches `tag` against the
+ * fields it wants and lets the rest go, so a field the schema does not declare (or declares
+ * with another wire type) is checked exactly like a declared one, as upb does. Callers
+ * zero-initialise it: GCC cannot see that `value` and `bytes` are only read once set, and
+ * warns. */
+typedef struct {
+    uint32_t tag;   /* TAG(field, wire type) */
+    uint64_t value; /* WT_VARINT */
+    Span bytes;     /* WT_LEN */
+} Field;
+
+/* Tested in the order CLS messages use them, so the walks' usual fields take the first
+ * branch. No call here: a Reader whose address escaped would live in memory. */
+static ALWAYS_INLINE int next_field(Reader *r, Field *f)
+{
+    TRY(read_tag(r, &f->tag));
+    int wire_type = (int)(f->tag & 7);
+    if (wire_type == WT_LEN)
+        return read_bytes(r, &f->bytes);
+    if (wire_type == WT_VARINT)
+        return read_varint(r, 10, &f->value);
+    if (wire_type == WT_I64)
+        return read_fixed(r, 8);
+    if (wire_type == WT_I32)
+        return read_fixed(r, 4);
+    /* a group is left to Python; an end-group without a group, or wire types 6 and 7 */
+    return wire_type == WT_SGROUP ? WIRE_GROUP : WIRE_MALFORMED;
 }
 
 /* --- UTF-8 ----------------------------------------------------------------------------- */
@@ -205,6 +240,54 @@ static int utf8_valid(const uint8_t *s, size_t n)
     return 1;
 }
 
+/* --- key/value entries ----------------------------------------------------------------- */
+
+/* The scanner checks every string it meets, most of them short and ASCII: deciding those
+ * here, without a call, spares the walk saving its registers around one. */
+static inline int check_utf8(Span s)
+{
+    size_t i = 0;
+    for (; i + 8 <= s.n; i += 8) {
+        uint64_t w;
+        memcpy(&w, s.p + i, 8);
+        if (w & HIGHS)
+            break;
+    }
+    while (i < s.n && s.p[i] < 0x80)
+        i++;
+    if (i == s.n)
+        return WIRE_OK;
+    return utf8_valid(s.p + i, s.n - i) ? WIRE_OK : WIRE_MALFORMED; /* from the first non-ASCII */
+}
+
+/* Log.Content and LogTag alike: key = 1, value = 2, a repeated one's last occurrence winning
+ * (upb merges). `*keep` is 0 if the entry holds any other field: shipping reads both as
+ * map<string, string> (formats/records.py), and upb drops such an entry from a map. With
+ * `validate`, every occurrence of key and value must be UTF-8, as upb requires of proto3
+ * strings at ingest; the encoder checks keys only, and only of entries it keeps, since Python
+ * decodes values with "replace". */
+static ALWAYS_INLINE int read_entry(Span msg, int validate, Span *key, Span *value, int *keep)
+{
+    Reader r = reader_of(msg);
+    Field f = {0};
+    *key = *value = (Span){NULL, 0};
+    *keep = 1;
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        if (f.tag == TAG(1, WT_LEN))
+            *key = f.bytes;
+        else if (f.tag == TAG(2, WT_LEN))
+            *value = f.bytes;
+        else {
+            *keep = 0;
+            continue;
+        }
+        if (validate)
+            TRY(check_utf8(f.bytes));
+    }
+    return WIRE_OK;
+}
+
 /* --- scan_log_group_list --------------------------------------------------------------- */
 
 typedef struct {
@@ -231,125 +314,66 @@ typedef struct {
     size_t value_err_key_len;
 } GroupScan;
 
-/* A proto3 string field: length-delimited, valid UTF-8. */
-static inline int scan_string(Reader *r, const uint8_t **s, size_t *n)
+static int scan_content(Span msg, Scan *sc, GroupScan *g)
 {
-    int rc = read_bytes(r, s, n);
-    if (rc != WIRE_OK)
-        return rc;
-    return utf8_valid(*s, *n) ? WIRE_OK : WIRE_MALFORMED;
-}
-
-static int scan_content(Reader *r, Scan *sc, GroupScan *g)
-{
-    /* A repeated key or value field: the last one is the field's value (upb merges). */
-    const uint8_t *key = NULL, *value = NULL;
-    size_t key_len = 0, value_len = 0;
-    while (r->p < r->end) {
-        uint32_t field;
-        int wt, rc = read_tag(r, &field, &wt);
-        if (rc != WIRE_OK)
-            return rc;
-        if (field == 1 && wt == WT_LEN)
-            rc = scan_string(r, &key, &key_len);
-        else if (field == 2 && wt == WT_LEN)
-            rc = scan_string(r, &value, &value_len);
-        else
-            rc = skip_field(r, wt);
-        if (rc != WIRE_OK)
-            return rc;
-    }
-    if (value_len > MAX_VALUE_BYTES && !g->value_err) {
+    Span key, value;
+    int keep; /* at ingest Content is a plain message: its unknown fields are just skipped */
+    TRY(read_entry(msg, 1, &key, &value, &keep));
+    if (value.n > MAX_VALUE_BYTES && !g->value_err) {
         g->value_err = 1;
-        g->value_err_size = value_len;
-        g->value_err_key = key;
-        g->value_err_key_len = key_len;
+        g->value_err_size = value.n;
+        g->value_err_key = key.p;
+        g->value_err_key_len = key.n;
     }
-    g->total += value_len;
+    g->total += value.n;
     /* `__CONTENT__` is CLS's key for a raw line; every other `_` key is reserved. */
-    if (key_len > 0 && key[0] == '_' && sc->key_err_group < 0 &&
-        !(key_len == 11 && memcmp(key, "__CONTENT__", 11) == 0)) {
+    if (key.n > 0 && key.p[0] == '_' && sc->key_err_group < 0 &&
+        !(key.n == 11 && memcmp(key.p, "__CONTENT__", 11) == 0)) {
         sc->key_err_group = sc->groups;
-        sc->key_err_key = key;
-        sc->key_err_key_len = key_len;
+        sc->key_err_key = key.p;
+        sc->key_err_key_len = key.n;
     }
     return WIRE_OK;
 }
 
-static int scan_log(Reader *r, Scan *sc, GroupScan *g)
+static int scan_log(Span msg, Scan *sc, GroupScan *g)
 {
-    while (r->p < r->end) {
-        uint32_t field;
-        int wt, rc = read_tag(r, &field, &wt);
-        if (rc != WIRE_OK)
-            return rc;
-        if (field == 2 && wt == WT_LEN) {
-            Reader sub;
-            size_t n;
-            rc = read_bytes(r, &sub.p, &n);
-            if (rc != WIRE_OK)
-                return rc;
-            sub.end = sub.p + n;
-            rc = scan_content(&sub, sc, g);
-        } else { /* time and collectTime are int64 varints: nothing to check beyond the wire */
-            rc = skip_field(r, wt);
-        }
-        if (rc != WIRE_OK)
-            return rc;
+    Reader r = reader_of(msg);
+    Field f = {0};
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        /* time and collectTime are int64 varints: nothing to check beyond the wire */
+        if (f.tag == TAG(2, WT_LEN))
+            TRY(scan_content(f.bytes, sc, g));
     }
     return WIRE_OK;
 }
 
-static int scan_tag(Reader *r)
-{
-    while (r->p < r->end) {
-        uint32_t field;
-        int wt, rc = read_tag(r, &field, &wt);
-        if (rc != WIRE_OK)
-            return rc;
-        const uint8_t *s;
-        size_t n;
-        if ((field == 1 || field == 2) && wt == WT_LEN)
-            rc = scan_string(r, &s, &n);
-        else
-            rc = skip_field(r, wt);
-        if (rc != WIRE_OK)
-            return rc;
-    }
-    return WIRE_OK;
-}
-
-static int scan_group(Reader *r, Scan *sc)
+static int scan_group(Span msg, Scan *sc)
 {
     GroupScan g = {0};
     uint64_t logs = 0;
-    while (r->p < r->end) {
-        uint32_t field;
-        int wt, rc = read_tag(r, &field, &wt);
-        if (rc != WIRE_OK)
-            return rc;
-        if (wt == WT_LEN && (field == 1 || field == 5)) {
-            Reader sub;
-            size_t n;
-            rc = read_bytes(r, &sub.p, &n);
-            if (rc != WIRE_OK)
-                return rc;
-            sub.end = sub.p + n;
-            if (field == 1) {
-                logs++;
-                rc = scan_log(&sub, sc, &g);
-            } else {
-                rc = scan_tag(&sub);
-            }
-        } else if (wt == WT_LEN && (field == 2 || field == 3 || field == 4 || field == 6)) {
-            const uint8_t *s; /* contextFlow, filename, source, hostname */
-            size_t n;
-            rc = scan_string(r, &s, &n);
-        } else {
-            rc = skip_field(r, wt);
+    Reader r = reader_of(msg);
+    Field f = {0};
+    Span key, value;
+    int keep;
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        switch (f.tag) {
+        case TAG(1, WT_LEN):
+            logs++;
+            TRY(scan_log(f.bytes, sc, &g));
+            break;
+        case TAG(5, WT_LEN): /* a LogTag: only its strings are checked */
+            TRY(read_entry(f.bytes, 1, &key, &value, &keep));
+            break;
+        case TAG(2, WT_LEN): /* contextFlow, filename, source, hostname */
+        case TAG(3, WT_LEN):
+        case TAG(4, WT_LEN):
+        case TAG(6, WT_LEN):
+            TRY(check_utf8(f.bytes));
+            break;
         }
-        if (rc != WIRE_OK)
-            return rc;
     }
     sc->logs += logs;
     if (logs > MAX_LOGS_PER_GROUP && sc->logs_err_group < 0) {
@@ -367,27 +391,16 @@ static int scan_group(Reader *r, Scan *sc)
     return WIRE_OK;
 }
 
-static int scan_list(Reader *r, Scan *sc)
+static int scan_list(Span msg, Scan *sc)
 {
-    while (r->p < r->end) {
-        uint32_t field;
-        int wt, rc = read_tag(r, &field, &wt);
-        if (rc != WIRE_OK)
-            return rc;
-        if (field == 1 && wt == WT_LEN) {
-            Reader sub;
-            size_t n;
-            rc = read_bytes(r, &sub.p, &n);
-            if (rc != WIRE_OK)
-                return rc;
-            sub.end = sub.p + n;
-            rc = scan_group(&sub, sc);
+    Reader r = reader_of(msg);
+    Field f = {0};
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        if (f.tag == TAG(1, WT_LEN)) {
+            TRY(scan_group(f.bytes, sc));
             sc->groups++;
-        } else {
-            rc = skip_field(r, wt);
         }
-        if (rc != WIRE_OK)
-            return rc;
     }
     return WIRE_OK;
 }
@@ -423,10 +436,10 @@ static PyObject *scan_log_group_list(PyObject *self, PyObject *arg)
         return NULL;
     Scan sc = {0};
     sc.logs_err_group = sc.value_err_group = sc.key_err_group = -1;
-    Reader r = {(const uint8_t *)view.buf, (const uint8_t *)view.buf + view.len};
+    Span body = {(const uint8_t *)view.buf, (size_t)view.len};
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = scan_list(&r, &sc);
+    rc = scan_list(body, &sc);
     Py_END_ALLOW_THREADS
     PyObject *result = NULL;
     if (rc == WIRE_GROUP) {
@@ -622,11 +635,6 @@ static void put_string(Buf *b, const uint8_t *s, size_t n)
 
 /* --- encode_json_lines ----------------------------------------------------------------- */
 
-typedef struct {
-    const uint8_t *p;
-    size_t n;
-} Span;
-
 /* One key of an output object. `order` breaks ties between equal keys: the highest wins
  * (later wire position; the timestamp and meta fields above every content). */
 typedef struct {
@@ -712,32 +720,6 @@ typedef struct {
     Buf meta;  /* the current group's meta values as JSON */
 } Encoder;
 
-/* A map entry (Log.Content, LogTag): key = 1, value = 2, the last of each wins. upb drops an
- * entry with any other field (or a known one with another wire type) from the map. */
-static int read_entry(Reader *r, Span *key, Span *value, int *keep)
-{
-    key->p = value->p = NULL;
-    key->n = value->n = 0;
-    *keep = 1;
-    while (r->p < r->end) {
-        uint32_t field;
-        int wt, rc = read_tag(r, &field, &wt);
-        if (rc != WIRE_OK)
-            return rc;
-        if (field == 1 && wt == WT_LEN)
-            rc = read_bytes(r, &key->p, &key->n);
-        else if (field == 2 && wt == WT_LEN)
-            rc = read_bytes(r, &value->p, &value->n);
-        else {
-            *keep = 0;
-            rc = skip_field(r, wt);
-        }
-        if (rc != WIRE_OK)
-            return rc;
-    }
-    return WIRE_OK;
-}
-
 /* Log.time in ms (timefmt.normalise_log_time_ms), as decimal digits; WIRE_TIME if orjson could
  * not write it (below -2**63 once multiplied: Python's path raises there). */
 static int format_time(int64_t t, char *digits, size_t *len)
@@ -768,52 +750,38 @@ static int format_time(int64_t t, char *digits, size_t *len)
     return WIRE_OK;
 }
 
-static int encode_log(Encoder *e, Reader *r, const Pair *meta_pairs, size_t meta_count,
+static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_count,
                       const uint8_t *prefix, size_t prefix_len, size_t meta_bytes)
 {
     uint64_t time = 0;
-    size_t wire = (size_t)(r->end - r->p);
     e->pairs.len = 0;
     uint32_t order = 0;
-    while (r->p < r->end) {
-        uint32_t field;
-        int wt, rc = read_tag(r, &field, &wt);
-        if (rc != WIRE_OK)
-            return rc;
-        if (field == 1 && wt == WT_VARINT) {
-            rc = read_varint(r, 10, &time);
-        } else if (field == 2 && wt == WT_LEN) {
-            Reader sub;
-            size_t n;
-            rc = read_bytes(r, &sub.p, &n);
-            if (rc != WIRE_OK)
-                return rc;
-            sub.end = sub.p + n;
-            Span key, value;
-            int keep;
-            rc = read_entry(&sub, &key, &value, &keep);
-            if (rc == WIRE_OK && keep) {
-                if (!utf8_valid(key.p, key.n))
-                    return WIRE_BAD_KEY;
-                Pair *p = vec_push(&e->pairs);
-                if (p == NULL)
-                    return WIRE_NOMEM;
-                *p = (Pair){key.p, key.n, value.p, value.n, order++, 0};
-            }
-        } else {
-            rc = skip_field(r, wt);
+    Reader r = reader_of(msg);
+    Field f = {0};
+    Span key, value;
+    int keep;
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        if (f.tag == TAG(1, WT_VARINT)) {
+            time = f.value;
+        } else if (f.tag == TAG(2, WT_LEN)) {
+            TRY(read_entry(f.bytes, 0, &key, &value, &keep));
+            if (!keep)
+                continue;
+            if (!utf8_valid(key.p, key.n))
+                return WIRE_BAD_KEY;
+            Pair *p = vec_push(&e->pairs);
+            if (p == NULL)
+                return WIRE_NOMEM;
+            *p = (Pair){key.p, key.n, value.p, value.n, order++, 0};
         }
-        if (rc != WIRE_OK)
-            return rc;
     }
     char digits[24];
     size_t digits_len = 0;
     if (e->timestamp) {
         /* int64 from the varint's two's complement, as upb reads it */
         int64_t t = time > INT64_MAX ? -(int64_t)(~time) - 1 : (int64_t)time;
-        int rc = format_time(t, digits, &digits_len);
-        if (rc != WIRE_OK)
-            return rc;
+        TRY(format_time(t, digits, &digits_len));
         Pair *p = vec_push(&e->pairs);
         if (p == NULL)
             return WIRE_NOMEM;
@@ -846,7 +814,7 @@ static int encode_log(Encoder *e, Reader *r, const Pair *meta_pairs, size_t meta
     }
     /* Room for the worst case: every byte escaped as \u00XX. Keys and values are wire bytes
      * of this log, the rest is the group's meta. */
-    size_t need = 6 * wire + 16 * n + prefix_len + meta_bytes + 128;
+    size_t need = 6 * msg.n + 16 * n + prefix_len + meta_bytes + 128;
     if (buf_reserve(&e->out, need) != WIRE_OK)
         return WIRE_NOMEM;
     Buf *o = &e->out;
@@ -894,52 +862,45 @@ static int put_tags(Encoder *e)
     return WIRE_OK;
 }
 
-static int encode_group(Encoder *e, Reader *r)
+static int encode_group(Encoder *e, Span msg)
 {
     Span meta_span[META_TAG] = {{NULL, 0}, {NULL, 0}, {NULL, 0}};
     e->logs.len = e->tags.len = 0;
     uint32_t tag_order = 0;
-    /* First the group's own fields, wherever they are among its logs. */
-    while (r->p < r->end) {
-        uint32_t field;
-        int wt, rc = read_tag(r, &field, &wt);
-        if (rc != WIRE_OK)
-            return rc;
-        if (wt != WT_LEN || !(field == 1 || field == 3 || field == 4 || field == 5 ||
-                              field == 6)) {
-            rc = skip_field(r, wt); /* contextFlow is not read by shipping */
-            if (rc != WIRE_OK)
-                return rc;
-            continue;
-        }
-        Span s;
-        rc = read_bytes(r, &s.p, &s.n);
-        if (rc != WIRE_OK)
-            return rc;
-        if (field == 1) {
+    Reader r = reader_of(msg);
+    Field f = {0};
+    Span key, value;
+    int keep;
+    /* First the group's own fields, wherever they are among its logs; contextFlow (2) is not
+     * read by shipping. */
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        switch (f.tag) {
+        case TAG(1, WT_LEN): {
             Span *log = vec_push(&e->logs);
             if (log == NULL)
                 return WIRE_NOMEM;
-            *log = s;
-        } else if (field == 3) {
-            meta_span[META_FILENAME] = s;
-        } else if (field == 6) {
-            meta_span[META_HOSTNAME] = s;
-        } else if (field == 4) {
-            meta_span[META_SOURCE] = s;
-        } else {
-            Reader sub = {s.p, s.p + s.n};
-            Span key, value;
-            int keep;
-            rc = read_entry(&sub, &key, &value, &keep);
-            if (rc != WIRE_OK)
-                return rc;
+            *log = f.bytes;
+            break;
+        }
+        case TAG(3, WT_LEN):
+            meta_span[META_FILENAME] = f.bytes;
+            break;
+        case TAG(4, WT_LEN):
+            meta_span[META_SOURCE] = f.bytes;
+            break;
+        case TAG(5, WT_LEN):
+            TRY(read_entry(f.bytes, 0, &key, &value, &keep));
             if (keep) {
                 Pair *t = vec_push(&e->tags);
                 if (t == NULL)
                     return WIRE_NOMEM;
                 *t = (Pair){key.p, key.n, value.p, value.n, tag_order++, 0};
             }
+            break;
+        case TAG(6, WT_LEN):
+            meta_span[META_HOSTNAME] = f.bytes;
+            break;
         }
     }
     if (e->logs.len == 0) /* records.iter_batches skips empty groups */
@@ -958,9 +919,7 @@ static int encode_group(Encoder *e, Reader *r)
         if (!e->meta_enabled[m])
             continue;
         if (m == META_TAG) {
-            int rc = put_tags(e);
-            if (rc != WIRE_OK)
-                return rc;
+            TRY(put_tags(e));
             continue;
         }
         Span s = meta_span[m];
@@ -1000,12 +959,8 @@ static int encode_group(Encoder *e, Reader *r)
     size_t prefix_len = e->meta.len - prefix_at;
 
     const Span *logs = e->logs.items;
-    for (size_t i = 0; i < e->logs.len; i++) {
-        Reader sub = {logs[i].p, logs[i].p + logs[i].n};
-        int rc = encode_log(e, &sub, meta_pairs, meta_count, prefix, prefix_len, meta_bytes);
-        if (rc != WIRE_OK)
-            return rc;
-    }
+    for (size_t i = 0; i < e->logs.len; i++)
+        TRY(encode_log(e, logs[i], meta_pairs, meta_count, prefix, prefix_len, meta_bytes));
     size_t *group_end = vec_push(&e->group_ends);
     if (group_end == NULL)
         return WIRE_NOMEM;
@@ -1013,26 +968,14 @@ static int encode_group(Encoder *e, Reader *r)
     return WIRE_OK;
 }
 
-static int encode_list(Encoder *e, Reader *r)
+static int encode_list(Encoder *e, Span msg)
 {
-    while (r->p < r->end) {
-        uint32_t field;
-        int wt, rc = read_tag(r, &field, &wt);
-        if (rc != WIRE_OK)
-            return rc;
-        if (field == 1 && wt == WT_LEN) {
-            Reader sub;
-            size_t n;
-            rc = read_bytes(r, &sub.p, &n);
-            if (rc != WIRE_OK)
-                return rc;
-            sub.end = sub.p + n;
-            rc = encode_group(e, &sub);
-        } else {
-            rc = skip_field(r, wt);
-        }
-        if (rc != WIRE_OK)
-            return rc;
+    Reader r = reader_of(msg);
+    Field f = {0};
+    while (r.p < r.end) {
+        TRY(next_field(&r, &f));
+        if (f.tag == TAG(1, WT_LEN))
+            TRY(encode_group(e, f.bytes));
     }
     return WIRE_OK;
 }
@@ -1099,12 +1042,12 @@ static PyObject *encode_json_lines(PyObject *self, PyObject *args)
     }
     e.meta_enabled[META_TAG] = enable_tag;
 
-    Reader r = {(const uint8_t *)view.buf, (const uint8_t *)view.buf + view.len};
+    Span chunk = {(const uint8_t *)view.buf, (size_t)view.len};
     int rc;
     Py_BEGIN_ALLOW_THREADS
     rc = buf_reserve(&e.out, (size_t)view.len + (size_t)view.len / 2 + 4096);
     if (rc == WIRE_OK)
-        rc = encode_list(&e, &r);
+        rc = encode_list(&e, chunk);
     Py_END_ALLOW_THREADS
     switch (rc) {
     case WIRE_OK: {
