@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from cls_shipper.auth import qsign
+from tests.shipping_support import legacy as legacy_time
 from tests.support import SECRET_ID, ApiError, LegacyClient, ServerProcess
 
 
@@ -277,3 +279,94 @@ def test_quotas(tight_server: ServerProcess) -> None:
             client.call("PUT", "/shipper", json={"shipper_id": shipper, "interval": interval})
         assert _error(err) == (400, "InvalidParam")
     client.call("PUT", "/shipper", json={"shipper_id": shipper, "interval": 360})
+
+
+# ---- hardening found in review ------------------------------------------------------------
+
+
+def _auth(client: LegacyClient, method: str, path: str, params: dict[str, str],
+          headers: dict[str, str], start: int | None = None, expire: int = 300) -> str:
+    return qsign.sign(client.secret_id, client.secret_key, method, path, params, headers,
+                      int(time.time()) - 60 if start is None else start, expire)
+
+
+def test_a_signature_covers_exactly_the_request_it_was_made_for(
+        client: LegacyClient, topic: str) -> None:
+    host = {"Host": client.host}
+    signed = {"topic_id": topic}
+    cases = [
+        # an unsigned parameter added, or the same name in another case (which would pick
+        # the resource while the signed one passes the check)
+        (f"/shippers?topic_id={topic}&offset=1", _auth(client, "GET", "/shippers", signed, host),
+         401, "AuthFailure.SignatureFailure"),
+        (f"/shippers?topic_id={topic}&TOPIC_ID=x",
+         _auth(client, "GET", "/shippers", signed, host), 401, "AuthFailure.SignatureFailure"),
+        # nothing signed at all
+        (f"/shippers?topic_id={topic}", _auth(client, "GET", "/shippers", {}, {}), 401,
+         "AuthFailure.SignatureFailure"),
+        # a signature meant to live for years
+        (f"/shippers?topic_id={topic}",
+         _auth(client, "GET", "/shippers", signed, host, expire=10**8), 401,
+         "AuthFailure.SignatureExpire"),
+    ]
+    for url, authorization, status, code in cases:
+        resp = client.http.get(url, headers={**host, "Authorization": authorization})
+        assert (resp.status_code, resp.json()["errorcode"]) == (status, code), url
+    ok = client.http.get(f"/shippers?topic_id={topic}",
+                         headers={**host, "Authorization": _auth(client, "GET", "/shippers",
+                                                                 signed, host)})
+    assert ok.status_code == 200
+
+
+def test_odd_numbers_nul_and_paths_are_refused_not_500(client: LegacyClient,
+                                                       topic: str) -> None:
+    now = time.time() * 1000
+    span = {"start_time": legacy_time(now - 3_600_000), "end_time": legacy_time(now)}
+    shipper = client.call("POST", "/shipper", json=_shipper_body(topic))["shipper_id"]
+    requests = [
+        ("GET", "/shippers", {"topic_id": topic, "count": "--5"}, None),
+        ("GET", "/shippers", {"topic_id": topic, "count": "²"}, None),
+        ("GET", "/shippers", {"topic_id": topic, "offset": "9" * 5000}, None),
+        ("GET", "/audit", {"shipper_id": shipper, "start_time": "0001-01-01 00:00:00",
+                           "end_time": span["end_time"]}, None),
+        ("GET", "/cursor", {"topic_id": topic, "start": "²"}, None),
+        ("GET", "/cursor", {"topic_id": topic, "start": "9" * 30}, None),
+        ("GET", "/logset", {"logset_id": "a\x00b"}, None),
+        ("POST", "/logset", None, {"logset_name": "a\x00b", "period": 3}),
+        ("POST", "/topic", None, {"logset_id": "x", "topic_name": "t", "partition_count": "²"}),
+        ("POST", "/shipper", None, _shipper_body(topic, partition="../../../../tmp/x/")),
+    ]
+    for method, path, params, body in requests:
+        with pytest.raises(ApiError) as err:
+            client.call(method, path, params, body)
+        assert err.value.status in (400, 404), (path, params, body, err.value.body)
+    huge = client.raw("POST", "/logset", body=b'{"logset_name": "big", "period": ' +
+                      str(2**70).encode() + b"}")
+    assert huge.status_code == 400, huge.text
+    bad_time = ("q-sign-algorithm=sha1&q-ak=a&q-sign-time=\u00b2;\u00b3&q-key-time=\u00b2;"
+                "\u00b3&q-header-list=host&q-url-param-list=&q-signature=" + "0" * 40)
+    resp = client.http.get("/logsets", headers={"Authorization": bad_time.encode("latin-1")})
+    assert (resp.status_code, resp.json()["errorcode"]) == (400, "InvalidAuthorization")
+    assert client.raw("GET", "/logsets/").status_code == 404  # no slash redirect
+
+
+def test_management_bodies_must_be_json(client: LegacyClient) -> None:
+    body = b'{"logset_name": "typed", "period": 3}'
+    resp = client.raw("POST", "/logset", body=body, headers={"Content-Type": "text/plain"})
+    assert (resp.status_code, resp.json()["errorcode"]) == (400, "InvalidContentType")
+    resp = client.http.post("/logset", content=body, headers={
+        "Host": client.host, "Authorization": _auth(client, "POST", "/logset", {},
+                                                    {"Host": client.host})})
+    assert (resp.status_code, resp.json()["errorcode"]) == (400, "MissingContentType")
+
+
+def test_json_options_survive_a_read_modify_write(client: LegacyClient, topic: str) -> None:
+    options = {"enable_tag": False, "meta_fields": ["__TIMESTAMP__"], "json_type": 1}
+    shipper = client.call("POST", "/shipper", json=_shipper_body(
+        topic, content={"format": "json", "json_info": options}))["shipper_id"]
+    got = client.call("GET", "/shipper", {"shipper_id": shipper})
+    assert got["content"] == {"format": "json", "json_info": options}
+    client.call("PUT", "/shipper", json={"shipper_id": shipper, "content": {"format": "json"},
+                                         "prefix": "moved"})
+    assert client.call("GET", "/shipper", {"shipper_id": shipper})["content"]["json_info"] == \
+        options

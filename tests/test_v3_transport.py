@@ -191,3 +191,26 @@ def test_unexpected_exception_is_internal_error(tmp_path: Path,
     assert "secret detail" not in resp.text and body["RequestId"] == resp.headers[
         "x-cls-requestid"]
     ctx.db.dispose()
+
+
+def test_json_types_are_not_coerced_and_ids_are_checked(server: ServerProcess) -> None:
+    logset = v3_json(server, "CreateLogset", {"LogsetName": uuid.uuid4().hex})["LogsetId"]
+    topic = v3_json(server, "CreateTopic", {"LogsetId": logset, "TopicName": "t"})["TopicId"]
+    base = {"TopicId": topic, "Bucket": "b-1250000000", "Prefix": "p", "ShipperName": "s"}
+    for override, code in [
+        ({"Interval": "300"}, "InvalidParameter"),
+        ({"Interval": True}, "InvalidParameter"),
+        ({"FilenameMode": True}, "InvalidParameter"),
+        ({"EndTime": -5}, "InvalidParameterValue"),
+        ({"EndTime": int(time.time()) - 10}, "InvalidParameterValue"),  # no StartTime
+        ({"Prefix": "a\u0000b"}, "InvalidParameterValue"),
+        ({"Partition": "/../../x/"}, "InvalidParameterValue"),
+    ]:
+        error = v3_json(server, "CreateShipper", {**base, **override})["Error"]
+        assert error["Code"] == code, (override, error)
+    error = v3_json(server, "CreateTopic", {"LogsetId": logset, "TopicName": "long",
+                                            "TopicId": "T" * 70})["Error"]
+    assert error["Code"] == "InvalidParameterValue"
+    resp = signed_post(server, "DescribeShippers", b'{"Offset": 9223372036854775808}')
+    assert resp.json()["Response"]["Error"]["Code"] in ("InvalidParameter",
+                                                        "InvalidParameterValue")

@@ -20,6 +20,7 @@ class Kinds:
     INVALID_CONTENT = ErrorKind("InvalidContent", 400, "InvalidParameter")
     MISSING_CONTENT = ErrorKind("MissingContent", 400, "MissingParameter")
     INVALID_CONTENT_TYPE = ErrorKind("InvalidContentType", 400, "InvalidParameter")
+    MISSING_CONTENT_TYPE = ErrorKind("MissingContentType", 400, "InvalidParameter")
     INVALID_COMPRESS_TYPE = ErrorKind("InvalidCompressType", 400, "InvalidParameterValue")
     BODY_TOO_LARGE = ErrorKind("InvalidContent", 413, "InvalidParameter")
     TOPIC_CLOSED = ErrorKind("TopicClosed", 400, "FailedOperation.TopicClosed")
@@ -61,6 +62,9 @@ class ServiceError(Exception):
     """A rule was broken; `kind` says how each API reports it."""
 
     def __init__(self, kind: ErrorKind, message: str) -> None:
+        # Messages quote the caller's input; a 60 KB id must not come back as a 60 KB error.
+        if len(message) > 1000:
+            message = message[:1000] + "…"
         super().__init__(message)
         self.kind = kind
         self.message = message

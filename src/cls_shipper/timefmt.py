@@ -24,8 +24,10 @@ def parse_legacy(text: str, zone: tzinfo) -> int:
     """Epoch ms of a legacy `YYYY-MM-DD HH:MM:SS` string; ValueError if malformed."""
     stripped = text.strip()
     parsed = datetime.strptime(stripped, LEGACY_FORMAT)
-    if len(stripped) != 19:
+    if len(stripped) != 19 or not stripped.isascii():
         raise ValueError(f"expected YYYY-MM-DD HH:MM:SS, got {text!r}")
+    if not 1970 <= parsed.year <= 9999:
+        raise ValueError(f"year out of range (1970-9999): {text!r}")
     return int(parsed.replace(tzinfo=zone).timestamp() * 1000)
 
 

@@ -37,8 +37,10 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
             if own:
                 app.state.ctx.db.dispose()
 
+    # No slash redirects: an unknown path is a 404 in the API's format, never a 307 whose
+    # Location echoes the client's Host header.
     app = FastAPI(title="cls-shipper", lifespan=lifespan, docs_url=None, redoc_url=None,
-                  openapi_url=None)
+                  openapi_url=None, redirect_slashes=False)
     app.state.ctx = ctx
     app.add_middleware(RequestIdMiddleware)
     # First: upload is the hot path and routes are matched in order.

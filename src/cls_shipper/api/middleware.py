@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("cls_shipper.api")
 
 
 class RequestIdMiddleware:
@@ -25,9 +29,27 @@ class RequestIdMiddleware:
         # differences), so its LogException.get_request_id() is empty there.
         header = (b"x-cls-requestid", request_id.encode())
 
+        started = False
+
         async def send_with_id(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 message["headers"] = [*message.get("headers", []), header]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception:
+            # An unexpected error: answered here rather than by Starlette's outermost handler,
+            # so the 500 carries the request id too. No trace reaches the client.
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            body = orjson.dumps({"errorcode": "InternalError",
+                                 "errormessage": "internal error; see the server log with "
+                                                 f"request id {request_id}"})
+            await send({"type": "http.response.start", "status": 500, "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()), header]})
+            await send({"type": "http.response.body", "body": body})

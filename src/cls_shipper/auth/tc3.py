@@ -121,7 +121,7 @@ def verify(authorization: str | None, method: str, path: str, query: str,
     stamp = headers.get("x-tc-timestamp")
     if stamp is None or not stamp.strip():
         raise ServiceError(MISSING_TIMESTAMP, "the X-TC-Timestamp header is missing")
-    if not stamp.strip().isdigit():
+    if not (stamp.strip().isascii() and stamp.strip().isdigit() and len(stamp.strip()) <= 12):
         raise _bad("X-TC-Timestamp must be Unix seconds")
     timestamp = int(stamp)
     if abs(now - timestamp) > clock_skew:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from cls_shipper.errors import Kinds, ServiceError, invalid, missing
 from cls_shipper.ingest import cls_pb
 from cls_shipper.ingest.decode import DecodedUpload, decode_upload, decompress
+from cls_shipper.inputs import ascii_int
 from cls_shipper.service.context import Context
 from cls_shipper.store import logs as log_store
 from cls_shipper.timefmt import normalise_log_time_ms, parse_legacy
@@ -93,8 +94,8 @@ def _start_ms(ctx: Context, start: str | None) -> int:
         raise missing("start")
     text = start.strip()
     # Beyond the spec: epoch seconds / milliseconds / microseconds, for scripts and the CLI.
-    if text.isdigit():
-        return normalise_log_time_ms(int(text))
+    if text.isascii() and text.isdigit():
+        return normalise_log_time_ms(ascii_int(text, "start", 0, 10**17))
     try:
         return parse_legacy(text, ctx.zone)
     except ValueError:

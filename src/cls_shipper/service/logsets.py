@@ -9,7 +9,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
-from cls_shipper.service.context import Context, new_id
+from cls_shipper.service.context import Context, check_custom_id, new_id
 from cls_shipper.service.matching import TagFilter, id_matches, text_matches
 from cls_shipper.store.schema import logsets, topics
 from cls_shipper.timefmt import now_ms
@@ -48,7 +48,7 @@ def create(ctx: Context, name: Any, period: Any = DEFAULT_PERIOD_DAYS,
            tags: list[dict[str, str]] | None = None, logset_id: str | None = None) -> str:
     name = _check_name(name)
     period = _check_period(period)
-    new = logset_id or new_id()
+    new = check_custom_id(logset_id, "LogsetId") if logset_id else new_id()
     with ctx.db.begin() as conn:
         count = conn.execute(select(func.count()).select_from(logsets)).scalar_one()
         if count >= ctx.settings.quota_logsets:

@@ -157,6 +157,8 @@ def check_max_size(value: Any, api: Api) -> int:
 
 def check_partition(value: Any) -> str:
     text = check_string("partition", value, limit=256, empty=True)
+    if "\\" in text or "\x00" in text or any(seg in (".", "..") for seg in text.split("/")):
+        raise invalid("partition must not contain '.' or '..' path segments, '\\' or NUL")
     i = 0
     while i < len(text):
         if text[i] == "%":

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, func, insert, select, update
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
-from cls_shipper.service.context import Context, new_id
+from cls_shipper.service.context import Context, check_custom_id, new_id
 from cls_shipper.service.matching import TagFilter, id_matches, text_matches
 from cls_shipper.store.schema import log_chunks, logsets, shippers, topics
 from cls_shipper.timefmt import now_ms
@@ -48,7 +48,7 @@ def _check_name(name: Any) -> str:
 
 def _check_partitions(value: Any) -> int:
     # The doc samples send partition_count as the string "1".
-    if isinstance(value, str) and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 3:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 10:
         raise invalid("partition_count must be a whole number from 1 to 10")
@@ -93,7 +93,7 @@ def create(ctx: Context, logset_id: Any, topic_name: Any, *, partition_count: An
         raise invalid("extract_rule must be an object")
     if not isinstance(collection, bool):
         raise invalid("collection must be a boolean")
-    new = topic_id or new_id()
+    new = check_custom_id(topic_id, "TopicId") if topic_id else new_id()
     with ctx.db.begin() as conn:
         if conn.execute(select(logsets.c.logset_id)
                         .where(logsets.c.logset_id == logset_id)).first() is None:

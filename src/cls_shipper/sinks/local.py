@@ -128,6 +128,8 @@ class LocalSink:
     def list_objects(self, bucket: str, prefix: str) -> Iterator[StoredObject]:
         check_bucket(bucket)
         directory, _, _ = prefix.rpartition("/")
+        if directory:
+            check_key(directory)  # never list outside the bucket
         top = self.root / bucket / directory
         if not top.is_dir():
             return

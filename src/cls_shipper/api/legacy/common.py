@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from cls_shipper.auth import qsign
 from cls_shipper.errors import ErrorKind, Kinds, ServiceError, invalid, missing
+from cls_shipper.inputs import ascii_int, check_json, check_text
 from cls_shipper.service import Context
 from cls_shipper.timefmt import now_ms
 
@@ -116,6 +117,14 @@ class Fields:
 
 async def read_json(request: Request, allowed: set[str]) -> Fields:
     ctx = context(request)
+    content_type = request.headers.get("content-type")
+    if content_type is None:
+        raise ServiceError(Kinds.MISSING_CONTENT_TYPE, "Content-Type is missing: send the body "
+                                                        "as application/json")
+    if content_type.split(";", 1)[0].strip().lower() != "application/json":
+        raise ServiceError(Kinds.INVALID_CONTENT_TYPE,
+                           f"Content-Type {content_type[:100]!r} is not supported here: send "
+                           "application/json")
     raw = await read_body(request, ctx.settings.max_body_bytes)
     if not raw.strip():
         raise ServiceError(Kinds.MISSING_CONTENT, "the request body is empty")
@@ -123,11 +132,17 @@ async def read_json(request: Request, allowed: set[str]) -> Fields:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ServiceError(Kinds.INVALID_CONTENT, f"the body is not valid JSON: {exc}") from None
+    check_json(data, "the body")
     return Fields(data, allowed)
 
 
 def query(request: Request, allowed: set[str]) -> Fields:
-    params = dict(request.query_params)
+    items = request.query_params.multi_items()
+    params = dict(items)
+    if len(params) != len(items):
+        raise invalid("a query parameter is given twice")
+    for name, value in items:
+        check_text(value, name)
     return Fields(params, allowed, where="query string")
 
 
@@ -135,9 +150,4 @@ def query_int(fields: Fields, name: str, default: int, low: int, high: int) -> i
     text = fields.get(name)
     if text is None or text == "":
         return default
-    if not str(text).lstrip("-").isdigit():
-        raise invalid(f"{name} must be a whole number")
-    value = int(text)
-    if not low <= value <= high:
-        raise invalid(f"{name} must be from {low} to {high}")
-    return value
+    return ascii_int(str(text), name, low, high)

@@ -281,7 +281,7 @@ def describe_shippers(call: Call, q: p.DescribeShippers) -> dict[str, Any]:
     for topic_id in found.get("topicId", []):
         topics.get(call.ctx, topic_id)  # ResourceNotFound.TopicNotExist, as documented
     statuses = found.get("taskStatus")
-    if statuses is not None and not all(s.isdigit() for s in statuses):
+    if statuses is not None and not all(s in ("0", "1", "2") for s in statuses):
         raise invalid("taskStatus must be 0 (stopped), 1 (running) or 2 (exception)")
     items, total = shippers.search(call.ctx, shippers.ShipperQuery(
         topic_ids=found.get("topicId"), shipper_ids=found.get("shipperId"),

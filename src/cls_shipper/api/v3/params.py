@@ -202,12 +202,13 @@ UNKNOWN_PARAMETER = ErrorKind("InvalidParam", 400, "UnknownParameter")
 WRONG_TYPE = ErrorKind("InvalidParam", 400, "InvalidParameter")
 
 
-def parse(model: type[M], data: Any) -> M:
-    """`data` as `model`, or the ServiceError the API 3.0 gateway would answer."""
+def parse(model: type[M], data: Any, *, strict: bool = False) -> M:
+    """`data` as `model`, or the ServiceError the API 3.0 gateway would answer. `strict`
+    refuses values of another JSON type instead of converting them."""
     if not isinstance(data, dict):
         raise ServiceError(WRONG_TYPE, "the request body must be a JSON object")
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, strict=strict)
     except ValidationError as exc:
         first = exc.errors()[0]
         name = ".".join(str(p) for p in first["loc"]) or "body"
@@ -242,7 +243,7 @@ def _lists(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     items = {k: _lists(v) for k, v in node.items()}
-    if items and all(k.isdigit() for k in items):
+    if items and all(k.isascii() and k.isdigit() and len(k) <= 6 for k in items):
         indexes = sorted(int(k) for k in items)
         if indexes != list(range(len(indexes))):
             raise ServiceError(WRONG_TYPE, "list parameters must be numbered from 0 without gaps")

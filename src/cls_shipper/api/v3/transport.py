@@ -21,6 +21,7 @@ from cls_shipper.api.v3 import params
 from cls_shipper.api.v3.actions import ACTIONS, Action, Call
 from cls_shipper.auth import tc3
 from cls_shipper.errors import ErrorKind, Kinds, ServiceError
+from cls_shipper.inputs import check_json
 from cls_shipper.service import Context
 from cls_shipper.timefmt import now_ms
 
@@ -84,7 +85,12 @@ async def _handle(request: Request) -> dict[str, Any]:
                            f"version {version!r} of service cls does not exist; use {VERSION}")
     if action is None:
         raise ServiceError(Kinds.ROUTE_NOT_FOUND, f"the action {name!r} does not exist")
-    parsed = params.parse(action.model, _raw_params(request, action, body))
+    raw = _raw_params(request, action, body)
+    check_json(raw, "the parameters")
+    # JSON bodies carry real types: no coercion ("6" or true for an Integer). Header and
+    # query-string parameters are text by nature, so those are converted.
+    strict = request.method == "POST" and not action.from_headers
+    parsed = params.parse(action.model, raw, strict=strict)
     client_ip = request.client.host if request.client else ""
     call = Call(ctx, body, client_ip)
     if action.on_loop:
