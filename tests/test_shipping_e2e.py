@@ -312,3 +312,32 @@ def test_audit_proves_the_bucket_matches_the_ledger(
     with pytest.raises(ApiError) as err:
         sclient.call("GET", "/audit", {**span, "shipper_id": "nope"})
     assert err.value.code == "ShipperNotExist"
+
+
+def test_a_config_mistake_is_fixed_by_retrying_with_the_current_config(
+        s3ship: ServerProcess, sclient: LegacyClient, s3_server: S3TestServer) -> None:
+    topic, bucket = new_topic(sclient), new_bucket(s3_server)
+    shipper_id = sclient.call("POST", "/shipper", json={
+        "topic_id": topic, "bucket": bucket + "-typo", "prefix": "r/", "shipper_name": "typo",
+        "interval": 1, "compress": {"format": "gzip"}})["shipper_id"]
+    upload(s3ship, topic, 0, 150)
+    listed = wait_shipped(sclient, shipper_id, time.time() * 1000, allow_failed=True)
+    failed = [t for t in listed if t["status"] == "failed"]
+    assert failed
+    sclient.call("PUT", "/shipper", json={"shipper_id": shipper_id, "bucket": bucket})
+    # A plain retry ships the window as it was cut: into the mistyped bucket, again.
+    first = {"shipper_id": shipper_id, "task_id": failed[0]["task_id"]}
+    sclient.call("PUT", "/task", json=first)
+    deadline = time.monotonic() + 30
+    detail = sclient.call("GET", "/task", first)
+    while time.monotonic() < deadline and (detail["status"] != "failed"
+                                           or len(detail["runs"]) < 2):
+        time.sleep(0.2)
+        detail = sclient.call("GET", "/task", first)
+    assert detail["status"] == "failed" and "-typo" in detail["message"]
+    for task in failed:
+        sclient.call("PUT", "/task", json={"shipper_id": shipper_id, "task_id": task["task_id"],
+                                           "reload_config": True})
+    wait_shipped(sclient, shipper_id, time.time() * 1000)
+    assert_each_once(shipped_records(s3_server, sclient, shipper_id, bucket, "json", "gzip"),
+                     range(150))

@@ -122,13 +122,18 @@ def get_task(ctx: Context, shipper_id: str, task_id: str) -> Task:
     return replace(_to_task(row), runs=history)
 
 
-def retry(ctx: Context, shipper_id: str, task_id: str) -> None:
-    """Send a failed task back to the queue (same task_id; attempts start afresh)."""
+def retry(ctx: Context, shipper_id: str, task_id: str, reload_config: bool = False) -> None:
+    """Send a failed task back to the queue (same task_id; attempts start afresh).
+
+    A task ships with the config it was cut with, so a retry rewrites the same objects. When
+    the failure was the config's fault (a mistyped bucket, a storage class the store refuses),
+    `reload_config` re-snapshots the shipper's current config instead; objects an earlier
+    attempt wrote under the old names are then not the ledger's any more."""
     if not isinstance(task_id, str) or not task_id:
         raise invalid("task_id must be a non-empty string")
     with ctx.db.begin() as conn:
         _require_shipper(conn, shipper_id)
-        row = conn.execute(select(tasks.c.status).where(
+        row = conn.execute(select(tasks.c.status, tasks.c.config).where(
             tasks.c.task_id == task_id, tasks.c.shipper_id == shipper_id)).first()
         if row is None:
             raise ServiceError(Kinds.TASK_NOT_EXIST, f"task {task_id!r} does not exist")
@@ -136,7 +141,14 @@ def retry(ctx: Context, shipper_id: str, task_id: str) -> None:
             raise ServiceError(Kinds.TASK_READ_ONLY,
                                f"only failed tasks can be retried; this one is {row.status}")
         queued = now_ms()
+        values: dict[str, Any] = {"message": "queued again by a retry request"}
+        if reload_config:
+            current = dict(conn.execute(select(shippers.c.config).where(
+                shippers.c.shipper_id == shipper_id)).scalar_one())
+            # An unset time zone was resolved to the server's when the window was cut.
+            values = {"config": {**current, "time_zone": current.get("time_zone")
+                                 or row.config.get("time_zone", "")},
+                      "message": "queued again with the shipper's current config"}
         conn.execute(update(tasks).where(tasks.c.task_id == task_id).values(
-            status="wait", message="queued again by a retry request", attempts=0,
-            next_attempt_ms=queued, run_start_ms=queued, run_end_ms=None, lease_owner=None,
-            lease_expires_ms=None))
+            status="wait", attempts=0, next_attempt_ms=queued, run_start_ms=queued,
+            run_end_ms=None, lease_owner=None, lease_expires_ms=None, **values))

@@ -282,9 +282,10 @@ async def get_task(request: Request) -> Response:
 
 @router.put("/task")
 async def retry_task(request: Request) -> Response:
-    body = await read_json(request, {"shipper_id", "task_id"})
+    body = await read_json(request, {"shipper_id", "task_id", "reload_config"})
     await run(tasks.retry, context(request), body.get("shipper_id", str, required=True),
-              body.get("task_id", str, required=True))
+              body.get("task_id", str, required=True),
+              body.get("reload_config", bool, default=False))
     return empty_response()
 
 
