@@ -202,6 +202,11 @@ def test_shipper_missing_fields_conflict_unknown_topic(client: LegacyClient, top
     with pytest.raises(ApiError) as err:
         client.call("DELETE", "/shipper", {"shipper_id": "nope"})
     assert _error(err) == (404, "ShipperNotExist")
+    with pytest.raises(ApiError) as err:
+        client.call("PUT", "/tasks", json={"shipper_id": "nope"})
+    assert _error(err) == (404, "ShipperNotExist")
+    assert client.call("PUT", "/tasks", json={"shipper_id": client.call(
+        "POST", "/shipper", json=_shipper_body(topic))["shipper_id"]}) == {"retried": 0}
 
 
 # ---- requests: auth, malformed bodies, routes ---------------------------------------------

@@ -70,3 +70,22 @@ def audit(
                       finding["key"], finding["detail"])
     console.print(table)
     raise typer.Exit(1)
+
+
+def retry(
+    shipper_id: Annotated[str, typer.Option("--shipper-id", help="The shipper.")],
+    reload_config: Annotated[bool, typer.Option(
+        help="Ship with the shipper's current config (after fixing a config mistake) "
+             "instead of each task's own snapshot.")] = False,
+    endpoint: Endpoint = "http://127.0.0.1:9400",
+    data_dir: CredentialsDir = None,
+) -> None:
+    """Retry every failed task of a shipper (PUT /tasks)."""
+    client = signed_client(endpoint, data_dir)
+    try:
+        result = client.call("PUT", "/tasks", json={"shipper_id": shipper_id,
+                                                    "reload_config": reload_config})
+    except ClientError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"{result['retried']} failed task(s) queued again")

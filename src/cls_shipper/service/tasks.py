@@ -152,3 +152,24 @@ def retry(ctx: Context, shipper_id: str, task_id: str, reload_config: bool = Fal
         conn.execute(update(tasks).where(tasks.c.task_id == task_id).values(
             status="wait", attempts=0, next_attempt_ms=queued, run_start_ms=queued,
             run_end_ms=None, lease_owner=None, lease_expires_ms=None, **values))
+
+
+def retry_failed(ctx: Context, shipper_id: str, reload_config: bool = False) -> int:
+    """Retry every failed task of a shipper (the retry of `retry`, in bulk); returns how many
+    were queued again. Each keeps its task id and its own config snapshot unless
+    `reload_config` is set."""
+    with ctx.db.read() as conn:
+        _require_shipper(conn, shipper_id)
+        failed = conn.execute(select(tasks.c.task_id).where(
+            tasks.c.shipper_id == shipper_id, tasks.c.status == "failed")
+            .order_by(tasks.c.range_start_ms)).scalars().all()
+    retried = 0
+    for task_id in failed:
+        try:
+            retry(ctx, shipper_id, task_id, reload_config)
+        except ServiceError as exc:
+            if exc.kind is not Kinds.TASK_READ_ONLY:  # retried meanwhile by someone else
+                raise
+            continue
+        retried += 1
+    return retried

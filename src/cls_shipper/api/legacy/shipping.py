@@ -289,6 +289,16 @@ async def retry_task(request: Request) -> Response:
     return empty_response()
 
 
+
+@router.put("/tasks")
+async def retry_failed_tasks(request: Request) -> Response:
+    """Extension: retry every failed task of a shipper at once."""
+    body = await read_json(request, {"shipper_id", "reload_config"})
+    retried = await run(tasks.retry_failed, context(request),
+                        body.get("shipper_id", str, required=True),
+                        body.get("reload_config", bool, default=False))
+    return json_response({"retried": retried})
+
 def audit_json(report: audit.AuditReport, zone: Any) -> dict[str, Any]:
     return {
         "shipper_id": report.shipper_id,
