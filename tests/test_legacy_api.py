@@ -13,7 +13,7 @@ import pytest
 
 from cls_shipper.auth import qsign
 from tests.shipping_support import legacy as legacy_time
-from tests.support import SECRET_ID, ApiError, LegacyClient, ServerProcess
+from tests.support import SECRET_ID, SECRET_KEY, ApiError, LegacyClient, ServerProcess
 
 
 def _name(prefix: str) -> str:
@@ -375,3 +375,30 @@ def test_json_options_survive_a_read_modify_write(client: LegacyClient, topic: s
                                          "prefix": "moved"})
     assert client.call("GET", "/shipper", {"shipper_id": shipper})["content"]["json_info"] == \
         options
+
+
+def test_an_unexpected_error_is_a_500_with_the_request_id_and_no_trace(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    from cls_shipper.api.app import create_app
+    from cls_shipper.auth.keys import create_key
+    from cls_shipper.config import Settings
+    from cls_shipper.service import Context, logsets
+    from cls_shipper.store import open_database
+
+    settings = Settings(data_dir=tmp_path)
+    ctx = Context(open_database(settings.db_url), settings)
+    create_key(ctx.db, "test", (SECRET_ID, SECRET_KEY))
+
+    def broken(_: Context) -> None:
+        raise RuntimeError("secret detail that must not leak")
+
+    monkeypatch.setattr(logsets, "list_all", broken)
+    authorization = qsign.sign(SECRET_ID, SECRET_KEY, "GET", "/logsets", {},
+                               {"Host": "testserver"}, int(time.time()) - 60)
+    with TestClient(create_app(settings, ctx), raise_server_exceptions=False) as http:
+        resp = http.get("/logsets", headers={"Authorization": authorization})
+    assert resp.status_code == 500 and resp.json()["errorcode"] == "InternalError"
+    assert "secret detail" not in resp.text and resp.headers["x-cls-requestid"]
+    ctx.db.dispose()

@@ -17,6 +17,11 @@ class Kinds:
     INVALID_PARAM = ErrorKind("InvalidParam", 400, "InvalidParameterValue")
     MISSING_PARAM = ErrorKind("InvalidParam", 400, "MissingParameter")
     UNKNOWN_PARAM = ErrorKind("InvalidParam", 400, "UnknownParameter")
+    # API 3.0 only (their legacy codes are never rendered):
+    WRONG_TYPE = ErrorKind("InvalidParam", 400, "InvalidParameter")
+    NO_SUCH_VERSION = ErrorKind("InvalidParam", 400, "NoSuchVersion")
+    UNSUPPORTED_PROTOCOL = ErrorKind("InvalidParam", 400, "UnsupportedProtocol")
+    LIMIT_EXCEEDED = ErrorKind("InvalidParam", 400, "LimitExceeded")
     INVALID_CONTENT = ErrorKind("InvalidContent", 400, "InvalidParameter")
     MISSING_CONTENT = ErrorKind("MissingContent", 400, "MissingParameter")
     INVALID_CONTENT_TYPE = ErrorKind("InvalidContentType", 400, "InvalidParameter")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -19,8 +18,6 @@ from cls_shipper.config import Settings
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.service import Context
 from cls_shipper.store import open_database
-
-log = logging.getLogger("cls_shipper.api")
 
 
 def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
@@ -67,9 +64,6 @@ def create_app(settings: Settings, ctx: Context | None = None) -> FastAPI:
                                   f"no such API: {request.method} {request.url.path}")
         return error_response(Kinds.INVALID_PARAM, str(exc.detail))
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return error_response(Kinds.INTERNAL, "internal error; see the server log")
+    # Unexpected errors are answered by RequestIdMiddleware, so their 500 carries the id.
 
     return app

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from cls_shipper.errors import ErrorKind, Kinds, ServiceError
+from cls_shipper.errors import Kinds, ServiceError
 
 ALGORITHM = "TC3-HMAC-SHA256"
 SERVICE = "cls"
@@ -22,7 +22,6 @@ TERMINATOR = "tc3_request"
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 REQUIRED_SIGNED = ("content-type", "host")
 
-MISSING_TIMESTAMP = ErrorKind("MissingParameter", 400, "MissingParameter")
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
@@ -120,7 +119,7 @@ def verify(authorization: str | None, method: str, path: str, query: str,
     auth = parse_authorization(authorization)
     stamp = headers.get("x-tc-timestamp")
     if stamp is None or not stamp.strip():
-        raise ServiceError(MISSING_TIMESTAMP, "the X-TC-Timestamp header is missing")
+        raise ServiceError(Kinds.MISSING_PARAM, "the X-TC-Timestamp header is missing")
     if not (stamp.strip().isascii() and stamp.strip().isdigit() and len(stamp.strip()) <= 12):
         raise _bad("X-TC-Timestamp must be Unix seconds")
     timestamp = int(stamp)

@@ -62,15 +62,6 @@ async def upload(ctx: Context, topic_id: str | None, body: bytes, content_type: 
     return UploadResult(done.topic_id, done.first_offset, done.record_count, done.ingest_ms)
 
 
-def upload_blocking(ctx: Context, topic_id: str | None, body: bytes, content_type: str | None,
-                    compress_type: str | None, client_ip: str) -> UploadResult:
-    """`upload` for callers outside an event loop."""
-    topic = _check_topic_id(topic_id)
-    decoded = decode_upload(body, content_type, compress_type)
-    done = log_store.writer_for(ctx.db).submit(_chunk(topic, decoded, client_ip)).result()
-    return UploadResult(done.topic_id, done.first_offset, done.record_count, done.ingest_ms)
-
-
 # --- Read-back -------------------------------------------------------------------------------
 
 def encode_cursor(offset: int) -> str:

@@ -19,7 +19,6 @@ from cls_shipper.timefmt import now_ms
 QUERY_WINDOW_MS = 3 * 86_400_000
 # Enough for a task retried max_attempts times and again by hand a few times.
 RUN_HISTORY_LIMIT = 50
-STATUSES = ("wait", "running", "success", "failed")
 
 
 @dataclass(frozen=True, slots=True)

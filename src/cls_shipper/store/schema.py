@@ -184,5 +184,3 @@ nodes = Table(
     Column("current_task_id", String(64), nullable=True),
     Index("ix_nodes_last_seen", "last_seen_ms"),
 )
-
-TABLES = (access_keys, logsets, topics, log_chunks, shippers, tasks, task_runs, nodes)

@@ -9,7 +9,7 @@ from datetime import tzinfo
 from typing import Any
 
 from cls_shipper.api.v3 import params as p
-from cls_shipper.errors import ErrorKind, ServiceError, invalid
+from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.service import Context, ingest, logsets, shippers, tasks, topics
 from cls_shipper.service.matching import TagFilter
 from cls_shipper.service.shipper_config import (
@@ -29,7 +29,6 @@ MAX_TAGS = 10
 MAX_FILTERS = 10
 MAX_FILTER_VALUES = 100  # the older doc page's figure; the current one says 10 (spec §10.17)
 MAX_LIMIT = 100
-LIMIT_EXCEEDED = ErrorKind("InvalidParam", 400, "LimitExceeded")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +46,7 @@ def _tags(tags: list[p.Tag] | None) -> list[dict[str, str]] | None:
     if tags is None:
         return None
     if len(tags) > MAX_TAGS:
-        raise ServiceError(LIMIT_EXCEEDED, f"at most {MAX_TAGS} tags")
+        raise ServiceError(Kinds.LIMIT_EXCEEDED, f"at most {MAX_TAGS} tags")
     return [{"Key": t.Key, "Value": t.Value} for t in tags]
 
 
@@ -67,7 +66,7 @@ def _filters(filters: list[p.Filter] | None, keys: set[str]) -> dict[str, list[s
     """Filters by key; one filter per key, values ORed, keys ANDed."""
     out: dict[str, list[str]] = {}
     if len(filters or []) > MAX_FILTERS:
-        raise ServiceError(LIMIT_EXCEEDED, f"at most {MAX_FILTERS} Filters")
+        raise ServiceError(Kinds.LIMIT_EXCEEDED, f"at most {MAX_FILTERS} Filters")
     for f in filters or []:
         if f.Key not in keys and not (f.Key.startswith("tag:") and "tag:" in keys):
             raise invalid(f"unknown filter key {f.Key!r}; use {', '.join(sorted(keys))}")
@@ -76,7 +75,8 @@ def _filters(filters: list[p.Filter] | None, keys: set[str]) -> dict[str, list[s
         if not f.Values:
             raise invalid(f"filter {f.Key!r} needs at least one value")
         if len(f.Values) > MAX_FILTER_VALUES:
-            raise ServiceError(LIMIT_EXCEEDED, f"at most {MAX_FILTER_VALUES} values per filter")
+            raise ServiceError(Kinds.LIMIT_EXCEEDED,
+                               f"at most {MAX_FILTER_VALUES} values per filter")
         out[f.Key] = f.Values
     return out
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from cls_shipper.errors import ErrorKind, Kinds, ServiceError
+from cls_shipper.errors import Kinds, ServiceError
 
 
 class Params(BaseModel):
@@ -198,15 +198,13 @@ class UploadLog(Params):
 
 
 M = TypeVar("M", bound=Params)
-UNKNOWN_PARAMETER = ErrorKind("InvalidParam", 400, "UnknownParameter")
-WRONG_TYPE = ErrorKind("InvalidParam", 400, "InvalidParameter")
 
 
 def parse(model: type[M], data: Any, *, strict: bool = False) -> M:
     """`data` as `model`, or the ServiceError the API 3.0 gateway would answer. `strict`
     refuses values of another JSON type instead of converting them."""
     if not isinstance(data, dict):
-        raise ServiceError(WRONG_TYPE, "the request body must be a JSON object")
+        raise ServiceError(Kinds.WRONG_TYPE, "the request body must be a JSON object")
     try:
         return model.model_validate(data, strict=strict)
     except ValidationError as exc:
@@ -216,9 +214,9 @@ def parse(model: type[M], data: Any, *, strict: bool = False) -> M:
             raise ServiceError(Kinds.MISSING_PARAM,
                                f"the required parameter `{name}` is missing") from None
         if first["type"] == "extra_forbidden":
-            raise ServiceError(UNKNOWN_PARAMETER,
+            raise ServiceError(Kinds.UNKNOWN_PARAM,
                                f"the parameter `{name}` is not recognized") from None
-        raise ServiceError(WRONG_TYPE, f"the parameter `{name}`: {first['msg']}") from None
+        raise ServiceError(Kinds.WRONG_TYPE, f"the parameter `{name}`: {first['msg']}") from None
 
 
 def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
@@ -231,10 +229,10 @@ def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
         for part in parts[:-1]:
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ServiceError(WRONG_TYPE, f"the parameter `{key}` clashes with another")
+                raise ServiceError(Kinds.WRONG_TYPE, f"the parameter `{key}` clashes with another")
             node = child
         if parts[-1] in node:
-            raise ServiceError(WRONG_TYPE, f"the parameter `{key}` is given twice")
+            raise ServiceError(Kinds.WRONG_TYPE, f"the parameter `{key}` is given twice")
         node[parts[-1]] = value
     return _lists(root)  # type: ignore[no-any-return]
 
@@ -246,6 +244,7 @@ def _lists(node: Any) -> Any:
     if items and all(k.isascii() and k.isdigit() and len(k) <= 6 for k in items):
         indexes = sorted(int(k) for k in items)
         if indexes != list(range(len(indexes))):
-            raise ServiceError(WRONG_TYPE, "list parameters must be numbered from 0 without gaps")
+            raise ServiceError(Kinds.WRONG_TYPE,
+                               "list parameters must be numbered from 0 without gaps")
         return [items[str(i)] for i in indexes]
     return items

@@ -20,7 +20,7 @@ from cls_shipper.api.legacy.common import read_body, run
 from cls_shipper.api.v3 import params
 from cls_shipper.api.v3.actions import ACTIONS, Action, Call
 from cls_shipper.auth import tc3
-from cls_shipper.errors import ErrorKind, Kinds, ServiceError
+from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.inputs import check_json
 from cls_shipper.service import Context
 from cls_shipper.timefmt import now_ms
@@ -28,8 +28,6 @@ from cls_shipper.timefmt import now_ms
 log = logging.getLogger("cls_shipper.api.v3")
 
 VERSION = "2020-10-16"
-NO_SUCH_VERSION = ErrorKind("InvalidParam", 400, "NoSuchVersion")
-UNSUPPORTED_PROTOCOL = ErrorKind("InvalidParam", 400, "UnsupportedProtocol")
 
 router = APIRouter()
 
@@ -81,7 +79,7 @@ async def _handle(request: Request) -> dict[str, Any]:
     if not version:
         raise ServiceError(Kinds.MISSING_PARAM, "the X-TC-Version header is missing")
     if version != VERSION:
-        raise ServiceError(NO_SUCH_VERSION,
+        raise ServiceError(Kinds.NO_SUCH_VERSION,
                            f"version {version!r} of service cls does not exist; use {VERSION}")
     if action is None:
         raise ServiceError(Kinds.ROUTE_NOT_FOUND, f"the action {name!r} does not exist")
@@ -103,7 +101,7 @@ async def _handle(request: Request) -> dict[str, Any]:
 def _raw_params(request: Request, action: Action, body: bytes) -> Any:
     if action.from_headers:
         if request.method != "POST":
-            raise ServiceError(UNSUPPORTED_PROTOCOL, "this action must be sent with POST")
+            raise ServiceError(Kinds.UNSUPPORTED_PROTOCOL, "this action must be sent with POST")
         # X-CLS-TopicId etc.; header names are case-insensitive, parameter names are not.
         names = {f.lower(): f for f in action.model.model_fields}
         return {names[key[6:]]: value for key, value in request.headers.items()
@@ -112,7 +110,7 @@ def _raw_params(request: Request, action: Action, body: bytes) -> Any:
         return params.unflatten(request.query_params.multi_items())
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
-        raise ServiceError(params.WRONG_TYPE, "the body must be JSON (Content-Type: "
+        raise ServiceError(Kinds.WRONG_TYPE, "the body must be JSON (Content-Type: "
                            "application/json); form-encoded HmacSHA1/HmacSHA256 requests are "
                            "not supported, sign with TC3-HMAC-SHA256")
     if not body.strip():
@@ -120,4 +118,4 @@ def _raw_params(request: Request, action: Action, body: bytes) -> Any:
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise ServiceError(params.WRONG_TYPE, f"the body is not valid JSON: {exc}") from None
+        raise ServiceError(Kinds.WRONG_TYPE, f"the body is not valid JSON: {exc}") from None
