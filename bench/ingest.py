@@ -25,7 +25,7 @@ from urllib.parse import urlencode, urlsplit
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.support import SECRET_ID, SECRET_KEY, LegacyClient, ServerProcess  # noqa: E402
+from tests.helpers.server import SECRET_ID, SECRET_KEY, LegacyClient, ServerProcess  # noqa: E402
 
 from cls_shipper.auth import qsign  # noqa: E402
 from cls_shipper.ingest import cls_pb  # noqa: E402

@@ -25,12 +25,13 @@ from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
 
-from cls_shipper.config import Settings
 from cls_shipper.ingest.cls_pb import LogGroupList
 from cls_shipper.ingest.decode import compress_lz4
+from cls_shipper.model.shipper import ShipperConfig
 from cls_shipper.service import Context, logsets, shippers, topics
-from cls_shipper.service.shipper_config import ShipperConfig, defaults
-from cls_shipper.shipping import queue, worker
+from cls_shipper.service.shipper_rules import defaults
+from cls_shipper.settings import Settings
+from cls_shipper.shipping import ledger, worker
 from cls_shipper.sinks import open_sink
 from cls_shipper.store import open_database
 from cls_shipper.store.database import WORKER_POOL
@@ -111,8 +112,8 @@ def preload(url: str, windows: int, chunks_per_window: int, shipper_count: int) 
         conn.execute(update(topics_table).where(topics_table.c.topic_id == topic).values(
             next_offset=offset, last_ingest_ms=rows[-1]["ingest_ms"]))
     end = cursor + windows * INTERVAL_S * 1000
-    queue.seal_topics(ctx.db, end)
-    cut = queue.cut_windows(ctx.db, end, "UTC")
+    ledger.seal_topics(ctx.db, end)
+    cut = ledger.cut_windows(ctx.db, end, "UTC")
     ctx.db.dispose()
     return cut
 

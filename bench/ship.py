@@ -30,13 +30,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from cls_shipper.config import Settings
+from cls_shipper.model.shipper import ContentInfo, ShipperConfig
 from cls_shipper.service import Context, logsets, topics
-from cls_shipper.service.shipper_config import ContentInfo, ShipperConfig
-from cls_shipper.shipping import queue, worker
+from cls_shipper.settings import Settings
+from cls_shipper.shipping import ledger, worker
 from cls_shipper.sinks import open_sink
 from cls_shipper.store import Database, open_database
-from cls_shipper.store.logs import NewChunk, append_chunks
+from cls_shipper.store.chunks import NewChunk, append_chunks
 from ship_encode import (
     CSV,
     JSON_ALL,
@@ -67,17 +67,17 @@ def load_window(db: Database, ctx: Context, chunks: list[bytes], name: str) -> s
     return topic
 
 
-def task_for(topic: str, content: ContentInfo, codec: str) -> queue.Claimed:
+def task_for(topic: str, content: ContentInfo, codec: str) -> ledger.Claimed:
     config = ShipperConfig(topic_id=topic, bucket="bench-1", prefix=f"{content.format}-{codec}/",
                            shipper_name="bench", interval=300, max_size=256,
                            partition="%Y/%m/%d/", compress=codec, content=content,
                            time_zone="UTC")
-    return queue.Claimed("bench-task", "bench-shipper", topic, 0, 2**62, 1,
+    return ledger.Claimed("bench-task", "bench-shipper", topic, 0, 2**62, 1,
                          config.to_dict(), "bench")
 
 
 def ship_once(db_url: str, sink_url: str, topic: str, content: ContentInfo,
-              codec: str) -> tuple[queue.Outcome, float, float]:
+              codec: str) -> tuple[ledger.Outcome, float, float]:
     db = open_database(db_url, run_migrations=False)
     sink = open_sink(sink_url)
     wall, cpu = time.perf_counter(), time.process_time()

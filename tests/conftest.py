@@ -19,13 +19,13 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from tests.support import BACKEND, LegacyClient, ServerProcess, switch_backend
+from tests.helpers.server import BACKEND, LegacyClient, ServerProcess, switch_backend
 
-pytest_plugins = ["tests.s3server"]
+pytest_plugins = ["tests.helpers.s3server"]
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgresql")
 # Modules whose servers run on both backends.
-BACKEND_MODULES = {"test_legacy_api", "test_shipping_e2e", "test_tasks_api"}
+BACKEND_MODULES = {"test_legacy_api", "test_shipping", "test_tasks_api"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

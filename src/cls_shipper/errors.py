@@ -1,9 +1,23 @@
-"""Typed errors of the service layer. Each kind carries its legacy code and HTTP status
-(spec §2.4) and its API 3.0 code (spec §7.9); the HTTP surfaces only render them."""
+"""Every error cls-shipper raises on purpose, in one tree:
+
+    ClsShipperError                 the root: `message` says what went wrong and what to do
+    ├── ServiceError                a rule was broken; `kind` carries the legacy code and HTTP
+    │                               status (spec §2.4) and the API 3.0 code (spec §7.9)
+    ├── ClientError                 a CLS API answered a client (the CLI) with an error
+    └── ShippingError               a window could not be shipped; `code` is the console code a
+        │                           task records (spec §8.6), `transient` whether a retry may help
+        ├── SinkError               the object store failed (sinks/)
+        └── FormatError             stored records could not be encoded (formats/)
+            ├── CorruptChunkError
+            └── CodecUnavailableError
+
+The HTTP surfaces only render these; the engine records them on the task."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +77,15 @@ class Kinds:
     INTERNAL = ErrorKind("InternalError", 500, "InternalError")
 
 
-class ServiceError(Exception):
+class ClsShipperError(Exception):
+    """The root of every error cls-shipper raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ServiceError(ClsShipperError):
     """A rule was broken; `kind` says how each API reports it."""
 
     def __init__(self, kind: ErrorKind, message: str) -> None:
@@ -72,7 +94,6 @@ class ServiceError(Exception):
             message = message[:1000] + "…"
         super().__init__(message)
         self.kind = kind
-        self.message = message
 
 
 def invalid(message: str) -> ServiceError:
@@ -81,3 +102,93 @@ def invalid(message: str) -> ServiceError:
 
 def missing(name: str) -> ServiceError:
     return ServiceError(Kinds.MISSING_PARAM, f"missing required parameter {name!r}")
+
+
+class ClientError(ClsShipperError):
+    """A CLS API answered with an error (or could not be reached: status 0)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class TaskCode(IntEnum):
+    """The console codes of a shipping task (spec §8.6)."""
+
+    BUCKET_MISSING = 10001
+    ACCESS_DENIED = 10002
+    INTERNAL = 10003
+
+
+class ShippingError(ClsShipperError):
+    """A window could not be shipped. `str(error)` is the message the task ledger records,
+    `transient` says whether retrying with backoff can help, `code` is the console code."""
+
+    def __init__(self, message: str, *, transient: bool,
+                 code: TaskCode = TaskCode.INTERNAL) -> None:
+        super().__init__(message)
+        self.transient = transient
+        self.code = code
+
+    @classmethod
+    def unexpected(cls, exc: BaseException) -> ShippingError:
+        """An error nobody foresaw (a bug, or a library failing oddly): recorded with its type
+        so it can be reported, and retried in case it passes."""
+        return cls(f"internal error ({TaskCode.INTERNAL}): {type(exc).__name__}: {exc}",
+                   transient=True)
+
+
+SinkErrorKind = Literal["bucket_missing", "access_denied", "unreachable", "invalid", "other"]
+
+_SINK_CODE: dict[SinkErrorKind, TaskCode] = {
+    "bucket_missing": TaskCode.BUCKET_MISSING,
+    "access_denied": TaskCode.ACCESS_DENIED,
+    "unreachable": TaskCode.INTERNAL,
+    "invalid": TaskCode.INTERNAL,
+    "other": TaskCode.INTERNAL,
+}
+# A missing bucket, a refused credential or a bad key will not fix itself by waiting; an
+# outage or a throttled endpoint usually does.
+_SINK_TRANSIENT: dict[SinkErrorKind, bool] = {
+    "bucket_missing": False,
+    "access_denied": False,
+    "unreachable": True,
+    "invalid": False,
+    "other": True,
+}
+
+
+class SinkError(ShippingError):
+    """A destination failed in a way the task ledger records (10001 bucket missing, 10002 no
+    permission, 10003 anything else)."""
+
+    def __init__(self, kind: SinkErrorKind, message: str, *, transient: bool | None = None,
+                 code: TaskCode | None = None, detail: str = "") -> None:
+        super().__init__(message,
+                         transient=_SINK_TRANSIENT[kind] if transient is None else transient,
+                         code=_SINK_CODE[kind] if code is None else code)
+        self.kind: SinkErrorKind = kind
+        # The underlying error, shortened; already part of `message` where it helps.
+        self.detail = detail
+
+    def __repr__(self) -> str:
+        return (f"SinkError(kind={self.kind!r}, code={int(self.code)}, "
+                f"transient={self.transient}, message={self.message!r})")
+
+
+class FormatError(ShippingError):
+    """Stored records could not be turned into objects. Retried (the cause may be a library
+    or a resource of this machine), as any unexpected failure is."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, transient=True)
+
+
+class CorruptChunkError(FormatError):
+    """A stored chunk is not a decodable LogGroupList. Retrying will not help."""
+
+
+class CodecUnavailableError(FormatError):
+    """A codec needs a system library that this machine does not have."""

@@ -14,9 +14,9 @@ from cls_shipper.api import v3
 from cls_shipper.api.legacy import control, logs, shipping
 from cls_shipper.api.legacy.common import error_response
 from cls_shipper.api.middleware import RequestIdMiddleware
-from cls_shipper.config import Settings
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.service import Context
+from cls_shipper.settings import Settings
 from cls_shipper.store import open_database
 
 

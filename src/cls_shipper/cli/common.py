@@ -10,8 +10,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cls_shipper.client import ClientError, ClsClient, find_credentials
-from cls_shipper.config import Settings, load_settings
+from cls_shipper.cli.client import ClsClient, find_credentials
+from cls_shipper.errors import ClientError
+from cls_shipper.settings import Settings, load_settings
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory "
                                               "(database, keys, local buckets).")]

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cls_shipper.cli.common import CredentialsDir, Endpoint, signed_client
-from cls_shipper.client import ClientError
+from cls_shipper.errors import ClientError
 from cls_shipper.ingest import cls_pb
 from cls_shipper.ingest.decode import MAX_GROUP_VALUE_BYTES, compress_lz4
 

@@ -12,13 +12,13 @@ import typer
 import uvicorn
 from rich.console import Console
 
-from cls_shipper import demo as demo_module
 from cls_shipper.api.app import create_app
 from cls_shipper.auth import keys as key_store
+from cls_shipper.cli import demo as demo_module
+from cls_shipper.cli.client import find_credentials
 from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
-from cls_shipper.client import find_credentials
-from cls_shipper.config import Settings
 from cls_shipper.service import Context
+from cls_shipper.settings import Settings
 from cls_shipper.shipping.runtime import Engine
 from cls_shipper.store import open_database
 from cls_shipper.store.database import (

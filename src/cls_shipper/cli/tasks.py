@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cls_shipper.cli.common import CredentialsDir, Endpoint, recent_span, signed_client
-from cls_shipper.client import ClientError
+from cls_shipper.errors import ClientError
 
 console = Console()
 

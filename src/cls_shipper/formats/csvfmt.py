@@ -14,7 +14,7 @@ import csv
 from collections.abc import Iterable, Sequence
 
 from cls_shipper.formats.records import Batch, column
-from cls_shipper.service.shipper_config import CsvInfo
+from cls_shipper.model.shipper import CsvInfo
 
 
 class _Lines:

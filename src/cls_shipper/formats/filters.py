@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cls_shipper.formats.records import Batch, column
-from cls_shipper.service.shipper_config import FilterRule
+from cls_shipper.model.shipper import FilterRule
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from cls_shipper.formats.records import (
     GroupMeta,
     text,
 )
-from cls_shipper.service.shipper_config import JsonInfo
+from cls_shipper.model.shipper import JsonInfo
 
 _OPTIONS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SORT_KEYS
 _OPENERS = ("{", "[")

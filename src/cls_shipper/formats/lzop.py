@@ -18,7 +18,7 @@ import threading
 import zlib
 from typing import Literal
 
-from cls_shipper.formats.errors import CodecUnavailableError
+from cls_shipper.errors import CodecUnavailableError
 
 MAGIC = b"\x89LZO\x00\r\n\x1a\n"
 BLOCK_SIZE = 256 * 1024  # lzop's default block size

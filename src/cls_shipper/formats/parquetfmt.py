@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cls_shipper.formats.records import Batch, column
-from cls_shipper.service.shipper_config import ParquetKey
+from cls_shipper.model.shipper import ParquetKey
 
 NULL_FILLER = "NULL"
 # A row group is written when either bound is reached: big enough for columnar readers to

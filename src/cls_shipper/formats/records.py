@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
-from cls_shipper.formats.errors import CorruptChunkError
+from cls_shipper.errors import CorruptChunkError
 from cls_shipper.timefmt import normalise_log_time_ms
 
 SOURCE = "__SOURCE__"

@@ -7,7 +7,7 @@ pass in C checks the wire format, UTF-8 and every limit (~0.4 ms per 360 KB body
 the GIL). Without it, a proto3 parse checks wire format and UTF-8, sizes are bounded by the
 wire size first, and content keys are prefiltered with regular expressions over the wire
 bytes; the exact walks run only when a bound or the prefilter says they might fail. Both
-give the same decision, error kind and message (tests/test_wire.py).
+give the same decision, error kind and message (tests/unit/ingest/test_wire.py).
 """
 
 from __future__ import annotations

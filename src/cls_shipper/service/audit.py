@@ -13,13 +13,12 @@ from typing import Any, Literal
 
 from sqlalchemy import select
 
-from cls_shipper.errors import Kinds, ServiceError, invalid
-from cls_shipper.formats.catalog import file_extension
+from cls_shipper.errors import Kinds, ServiceError, SinkError, invalid
+from cls_shipper.model.naming import ObjectNaming
+from cls_shipper.model.shipper import ShipperConfig
 from cls_shipper.service.context import Context
-from cls_shipper.service.shipper_config import ShipperConfig
 from cls_shipper.service.shippers import get as get_shipper
-from cls_shipper.shipping.objects import object_key, resolve_zone, window_key_pattern
-from cls_shipper.sinks.base import Sink, SinkError
+from cls_shipper.sinks.base import Sink
 from cls_shipper.store.schema import tasks
 
 MAX_RANGE_MS = 31 * 86_400_000
@@ -69,14 +68,9 @@ def _check_window(sink: Sink, row: Any, report: AuditReport) -> None:
                 f"{obj['size']} bytes md5 {obj['md5']}"))
     if config.filename_mode == 1 and row.first_offset is None:
         return  # an empty window has no names of its own in shipping-time naming
-    naming: dict[str, Any] = {
-        "shipper_id": row.shipper_id, "prefix": config.prefix, "partition": config.partition,
-        "zone": resolve_zone(config.time_zone), "range_start_ms": row.range_start_ms,
-        "extension": file_extension(config), "filename_mode": config.filename_mode,
-        "first_offset": row.first_offset or 0}
-    pattern = window_key_pattern(**naming)
-    directory = object_key(part=0, **naming).rpartition("/")[0]
-    for stored in sink.list_objects(config.bucket, directory + "/" if directory else ""):
+    naming = ObjectNaming.for_window(row.shipper_id, row.range_start_ms, config)
+    pattern = naming.pattern(row.first_offset or 0)
+    for stored in sink.list_objects(config.bucket, naming.listing_prefix(row.first_offset or 0)):
         if pattern.match(stored.key) and stored.key not in recorded:
             report.findings.append(Finding(
                 "extra", row.range_start_ms, row.range_end_ms, row.task_id, stored.key,

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import threading
-import uuid
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from cls_shipper.auth.keys import KeyCache
-from cls_shipper.config import Settings
-from cls_shipper.errors import invalid
+from cls_shipper.settings import Settings
 from cls_shipper.sinks import Sink, open_sink
 from cls_shipper.store import Database
 
@@ -36,17 +33,3 @@ class Context:
     @property
     def zone(self) -> ZoneInfo:
         return self.settings.zone
-
-
-_CUSTOM_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def new_id() -> str:
-    return str(uuid.uuid4())
-
-
-def check_custom_id(value: str, name: str) -> str:
-    """A caller-chosen id (API 3.0 LogsetId / TopicId): what every id here may look like."""
-    if not _CUSTOM_ID.fullmatch(value):
-        raise invalid(f"{name} must be 1-64 letters, digits, '-' or '_'")
-    return value

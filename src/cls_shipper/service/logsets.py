@@ -9,7 +9,8 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
-from cls_shipper.service.context import Context, check_custom_id, new_id
+from cls_shipper.ids import check_custom_id, new_id
+from cls_shipper.service.context import Context
 from cls_shipper.service.matching import TagFilter, id_matches, text_matches
 from cls_shipper.store.schema import logsets, topics
 from cls_shipper.timefmt import now_ms

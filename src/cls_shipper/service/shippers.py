@@ -9,9 +9,11 @@ from typing import Any
 from sqlalchemy import and_, case, delete, exists, func, insert, not_, or_, select, update
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
+from cls_shipper.ids import new_id
+from cls_shipper.model.shipper import Api, ContentInfo, ShipperConfig
 from cls_shipper.service import topics as topic_service
-from cls_shipper.service.context import Context, new_id
-from cls_shipper.service.shipper_config import Api, ContentInfo, ShipperConfig, validate
+from cls_shipper.service.context import Context
+from cls_shipper.service.shipper_rules import validate
 from cls_shipper.store.schema import shippers, task_runs, tasks, topics
 from cls_shipper.timefmt import now_ms
 

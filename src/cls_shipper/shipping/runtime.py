@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from cls_shipper.config import Settings
+from cls_shipper.settings import Settings
 from cls_shipper.shipping import scheduler, worker
 from cls_shipper.shipping.nodes import Heartbeat, Leadership, NodeInfo, node_id_of
 from cls_shipper.sinks import open_sink

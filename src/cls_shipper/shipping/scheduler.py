@@ -8,10 +8,10 @@ from __future__ import annotations
 import logging
 import threading
 
-from cls_shipper.shipping import queue
+from cls_shipper.shipping import ledger
 from cls_shipper.shipping.nodes import Leadership, forget_dead_nodes, node_id_of
 from cls_shipper.store import Database
-from cls_shipper.store.logs import expire_chunks
+from cls_shipper.store.chunks import expire_chunks
 from cls_shipper.timefmt import now_ms
 
 log = logging.getLogger("cls_shipper.scheduler")
@@ -22,8 +22,8 @@ def tick(db: Database, zone_name: str, now: int | None = None) -> int:
     """One round: seal, then cut. The seal commits first, so every record with an ingest time
     below it is already committed when its window becomes a task."""
     current = now_ms() if now is None else now
-    queue.seal_topics(db, current)
-    return queue.cut_windows(db, current, zone_name)
+    ledger.seal_topics(db, current)
+    return ledger.cut_windows(db, current, zone_name)
 
 
 def run_loop(db: Database, zone_name: str, tick_seconds: float, stop: threading.Event,

@@ -8,17 +8,17 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, cast
 
-from cls_shipper.formats.window import PartWriter, content_type, encode_window, file_extension
+from cls_shipper.errors import ShippingError
+from cls_shipper.formats.encoder import encode_window
 from cls_shipper.ingest.decode import decompress
-from cls_shipper.service.shipper_config import ShipperConfig
-from cls_shipper.shipping import queue
-from cls_shipper.shipping.objects import object_key, resolve_zone
-from cls_shipper.sinks import Sink, SinkError
-from cls_shipper.sinks.base import WrittenObject
+from cls_shipper.model.naming import ObjectNaming
+from cls_shipper.model.objects import ObjectWriter
+from cls_shipper.model.shipper import ShipperConfig
+from cls_shipper.shipping import ledger
+from cls_shipper.sinks import Sink
 from cls_shipper.store import Database
-from cls_shipper.store.logs import read_window
+from cls_shipper.store.chunks import read_window
 from cls_shipper.timefmt import now_ms
 
 log = logging.getLogger("cls_shipper.worker")
@@ -29,7 +29,7 @@ class _WindowReader:
     """Feeds the encoder and remembers the offsets it saw."""
 
     db: Database
-    task: queue.Claimed
+    task: ledger.Claimed
     lease_lost: Callable[[], bool] = lambda: False
     first_offset: int | None = None
     last_offset: int | None = None
@@ -40,7 +40,8 @@ class _WindowReader:
                                  self.task.range_end_ms):
             if self.lease_lost():
                 # Another worker has this task now: stop rather than race it to the keys.
-                raise TaskFailure("lease lost: another worker took this task over", True)
+                raise ShippingError("lease lost: another worker took this task over",
+                                    transient=True)
             if self.first_offset is None:
                 self.first_offset = chunk.first_offset
             self.last_offset = chunk.first_offset + chunk.record_count - 1
@@ -48,43 +49,24 @@ class _WindowReader:
             yield decompress(chunk.codec, chunk.payload, chunk.raw_size), chunk.client_ip
 
 
-class TaskFailure(Exception):
-    def __init__(self, message: str, transient: bool) -> None:
-        super().__init__(message)
-        self.message = message
-        self.transient = transient
-
-
-def ship(db: Database, sink: Sink, task: queue.Claimed,
+def ship(db: Database, sink: Sink, task: ledger.Claimed,
          max_part_raw_bytes: int | None = None,
-         lease_lost: Callable[[], bool] = lambda: False) -> queue.Outcome:
-    """Ship one task's window; raises TaskFailure with a message a user can act on."""
+         lease_lost: Callable[[], bool] = lambda: False) -> ledger.Outcome:
+    """Ship one task's window; raises ShippingError with a message a user can act on."""
     config = ShipperConfig.from_dict(task.config)
-    zone = resolve_zone(config.time_zone)
-    extension = file_extension(config)
+    naming = ObjectNaming.for_window(task.shipper_id, task.range_start_ms, config)
     reader = _WindowReader(db, task, lease_lost)
-    written: list[Any] = []
 
-    def open_part(index: int) -> PartWriter:
-        key = object_key(shipper_id=task.shipper_id, prefix=config.prefix,
-                         partition=config.partition, zone=zone,
-                         range_start_ms=task.range_start_ms, part=index, extension=extension,
-                         filename_mode=config.filename_mode,
-                         first_offset=reader.first_offset or 0)
-        writer: PartWriter = sink.open_writer(config.bucket, key,
-                                              content_type=content_type(config),
-                                              storage_class=config.storage_type)
-        return writer
+    def open_part(index: int) -> ObjectWriter:
+        return sink.open_writer(config.bucket, naming.key(index, reader.first_offset or 0),
+                                content_type=naming.content_type,
+                                storage_class=config.storage_type)
 
-    try:
-        result = encode_window(reader.payloads(), config, open_part, max_part_raw_bytes)
-    except SinkError as exc:
-        raise TaskFailure(str(exc), exc.transient) from exc
-    for part in result.parts:
-        obj = cast(WrittenObject, part.written)
-        written.append({"key": obj.key, "size": obj.size, "md5": obj.md5, "sha256": obj.sha256,
-                        "records": part.records, "raw_bytes": part.raw_bytes})
-    return queue.Outcome(
+    result = encode_window(reader.payloads(), config, open_part, max_part_raw_bytes)
+    written = [{"key": part.written.key, "size": part.written.size, "md5": part.written.md5,
+                "sha256": part.written.sha256, "records": part.records,
+                "raw_bytes": part.raw_bytes} for part in result.parts]
+    return ledger.Outcome(
         records=result.records, records_filtered=result.records_filtered,
         bytes_in=result.raw_bytes, bytes_out=result.out_bytes,
         first_offset=reader.first_offset, last_offset=reader.last_offset, objects=written)
@@ -93,7 +75,7 @@ def ship(db: Database, sink: Sink, task: queue.Claimed,
 class _LeaseKeeper(threading.Thread):
     """Renews the lease while a task runs, so a long window is not taken over."""
 
-    def __init__(self, db: Database, task: queue.Claimed, lease_ms: int) -> None:
+    def __init__(self, db: Database, task: ledger.Claimed, lease_ms: int) -> None:
         super().__init__(daemon=True, name=f"lease-{task.task_id[:8]}")
         self.db, self.task, self.lease_ms = db, task, lease_ms
         self.done = threading.Event()
@@ -102,7 +84,7 @@ class _LeaseKeeper(threading.Thread):
     def run(self) -> None:
         while not self.done.wait(self.lease_ms / 3000):
             try:
-                if not queue.renew(self.db, self.task, now_ms(), self.lease_ms):
+                if not ledger.renew(self.db, self.task, now_ms(), self.lease_ms):
                     self.lost = True
                     return
             except Exception:
@@ -119,7 +101,7 @@ class WorkerSettings:
 
 def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings) -> bool:
     """Claim and run one due task; False when there was none."""
-    task = queue.claim(db, worker_id, now_ms(), settings.lease_ms,
+    task = ledger.claim(db, worker_id, now_ms(), settings.lease_ms,
                        max_attempts=settings.max_attempts)
     if task is None:
         return False
@@ -127,23 +109,21 @@ def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings) 
     keeper.start()
     try:
         outcome = ship(db, sink, task, lease_lost=lambda: keeper.lost)
-    except TaskFailure as exc:
-        keeper.done.set()
-        status = queue.fail(db, task, now_ms(), exc.message, transient=exc.transient,
-                            max_attempts=settings.max_attempts,
-                            retry_base_ms=settings.retry_base_ms)
-        log.warning("task %s (%s) attempt %d: %s -> %s", task.task_id, task.shipper_id,
-                    task.attempts, exc.message, status or "lease lost")
-        return True
     except Exception as exc:
         keeper.done.set()
-        log.exception("task %s failed unexpectedly", task.task_id)
-        queue.fail(db, task, now_ms(), f"internal error (10003): {type(exc).__name__}: {exc}",
-                   transient=True, max_attempts=settings.max_attempts,
-                   retry_base_ms=settings.retry_base_ms)
+        if isinstance(exc, ShippingError):
+            failure = exc
+        else:
+            log.exception("task %s failed unexpectedly", task.task_id)
+            failure = ShippingError.unexpected(exc)
+        status = ledger.fail(db, task, now_ms(), failure.message, transient=failure.transient,
+                             max_attempts=settings.max_attempts,
+                             retry_base_ms=settings.retry_base_ms)
+        log.warning("task %s (%s) attempt %d: %s -> %s", task.task_id, task.shipper_id,
+                    task.attempts, failure.message, status or "lease lost")
         return True
     keeper.done.set()
-    if not queue.succeed(db, task, now_ms(), outcome):
+    if not ledger.succeed(db, task, now_ms(), outcome):
         log.warning("task %s finished after its lease was lost; the new owner's outcome "
                     "stands (objects are identical)", task.task_id)
     return True

@@ -7,23 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from cls_shipper.sinks.base import (
-    CODE_ACCESS_DENIED,
-    CODE_BUCKET_MISSING,
-    CODE_INTERNAL,
-    ObjectWriter,
-    Sink,
-    SinkError,
-    SinkErrorKind,
-    WrittenObject,
-)
+from cls_shipper.errors import SinkError, SinkErrorKind
+from cls_shipper.sinks.base import ObjectWriter, Sink, WrittenObject
 from cls_shipper.sinks.local import LocalSink
 from cls_shipper.sinks.s3 import S3Sink
 
 __all__ = [
-    "CODE_ACCESS_DENIED",
-    "CODE_BUCKET_MISSING",
-    "CODE_INTERNAL",
     "LocalSink",
     "ObjectWriter",
     "S3Sink",

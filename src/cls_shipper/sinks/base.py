@@ -7,41 +7,13 @@ import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-SinkErrorKind = Literal["bucket_missing", "access_denied", "unreachable", "invalid", "other"]
+from cls_shipper.errors import SinkError
+from cls_shipper.model.objects import ObjectWriter, WrittenObject
 
-# Console codes of a shipping task (spec §8.6).
-CODE_BUCKET_MISSING = 10001
-CODE_ACCESS_DENIED = 10002
-CODE_INTERNAL = 10003
-
-_DEFAULT_CODE: dict[SinkErrorKind, int] = {
-    "bucket_missing": CODE_BUCKET_MISSING,
-    "access_denied": CODE_ACCESS_DENIED,
-    "unreachable": CODE_INTERNAL,
-    "invalid": CODE_INTERNAL,
-    "other": CODE_INTERNAL,
-}
-# A missing bucket, a refused credential or a bad key will not fix itself by waiting; an
-# outage or a throttled endpoint usually does.
-_DEFAULT_TRANSIENT: dict[SinkErrorKind, bool] = {
-    "bucket_missing": False,
-    "access_denied": False,
-    "unreachable": True,
-    "invalid": False,
-    "other": True,
-}
-
-
-@dataclass(frozen=True)
-class WrittenObject:
-    bucket: str
-    key: str
-    size: int
-    md5: str  # hex digest of the object bytes
-    sha256: str  # hex digest of the object bytes
-
+__all__ = ["Digests", "ObjectWriter", "Sink", "StoredObject", "WrittenObject", "check_bucket",
+           "check_key"]
 
 @dataclass(frozen=True)
 class StoredObject:
@@ -50,18 +22,6 @@ class StoredObject:
     key: str
     size: int
     md5: str  # hex digest when the store knows it (a file; an S3 single-part ETag), else ""
-
-
-class ObjectWriter(Protocol):
-    def write(self, data: bytes) -> None: ...
-
-    def close(self) -> WrittenObject:
-        """Make the object visible under its key; a reader never sees a partial object."""
-        ...
-
-    def abort(self) -> None:
-        """Discard everything written; safe after a failure and after close."""
-        ...
 
 
 class Sink(Protocol):
@@ -80,26 +40,6 @@ class Sink(Protocol):
     def describe(self) -> str:
         """Where objects go, for logs and status; never contains secrets."""
         ...
-
-
-class SinkError(Exception):
-    """A destination failed in a way the task ledger records: `str(error)` is the message a
-    user acts on, `transient` says whether retrying with backoff can help, `code` is the
-    console code (10001 bucket missing, 10002 no permission, 10003 anything else)."""
-
-    def __init__(self, kind: SinkErrorKind, message: str, *, transient: bool | None = None,
-                 code: int | None = None, detail: str = "") -> None:
-        super().__init__(message)
-        self.kind: SinkErrorKind = kind
-        self.message = message
-        self.transient = _DEFAULT_TRANSIENT[kind] if transient is None else transient
-        self.code = _DEFAULT_CODE[kind] if code is None else code
-        # The underlying error, shortened; already part of `message` where it helps.
-        self.detail = detail
-
-    def __repr__(self) -> str:
-        return (f"SinkError(kind={self.kind!r}, code={self.code}, transient={self.transient}, "
-                f"message={self.message!r})")
 
 
 # Loose on purpose: the store itself is the authority on bucket names (S3 wants lowercase,

@@ -11,9 +11,9 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from cls_shipper.errors import SinkError
 from cls_shipper.sinks.base import (
     Digests,
-    SinkError,
     StoredObject,
     WrittenObject,
     check_bucket,

@@ -29,9 +29,9 @@ import obstore
 from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
+from cls_shipper.errors import SinkError
 from cls_shipper.sinks.base import (
     Digests,
-    SinkError,
     StoredObject,
     WrittenObject,
     check_bucket,

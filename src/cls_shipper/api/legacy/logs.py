@@ -22,7 +22,7 @@ from cls_shipper.api.legacy.common import (
     run,
     verify_request,
 )
-from cls_shipper.service import ingest
+from cls_shipper.service import logs
 
 router = APIRouter()
 
@@ -34,7 +34,7 @@ async def structuredlog(request: Request) -> Response:
     verify_request(request)
     body = await read_body(request, ctx.settings.max_upload_bytes)
     headers = request.headers
-    await ingest.upload(ctx, request.query_params.get("topic_id"), body,
+    await logs.upload(ctx, request.query_params.get("topic_id"), body,
                         headers.get("content-type"), headers.get("x-cls-compress-type"),
                         request.client.host if request.client else "")
     return Response(_EMPTY, status_code=200)
@@ -44,7 +44,7 @@ async def get_cursor(request: Request) -> Response:
     await authenticate(request)
     ctx = context(request)
     fields = query(request, {"topic_id", "start"})
-    cursor = await run(ingest.cursor_at, ctx, fields.get("topic_id"), fields.get("start"))
+    cursor = await run(logs.cursor_at, ctx, fields.get("topic_id"), fields.get("start"))
     return json_response({"cursor": cursor})
 
 
@@ -52,8 +52,8 @@ async def get_log(request: Request) -> Response:
     await authenticate(request)
     ctx = context(request)
     fields = query(request, {"topic_id", "cursor", "count"})
-    count = query_int(fields, "count", ingest.MAX_READ_COUNT, 1, ingest.MAX_READ_COUNT)
-    batch = await run(ingest.get_logs, ctx, fields.get("topic_id"), fields.get("cursor"), count)
+    count = query_int(fields, "count", logs.MAX_READ_COUNT, 1, logs.MAX_READ_COUNT)
+    batch = await run(logs.get_logs, ctx, fields.get("topic_id"), fields.get("cursor"), count)
     return Response(batch.body, media_type="application/x-protobuf",
                     headers={"x-cls-cursor": batch.next_cursor, "x-cls-count": str(batch.count)})
 

@@ -19,17 +19,15 @@ from cls_shipper.api.legacy.common import (
     run,
 )
 from cls_shipper.errors import invalid, missing
-from cls_shipper.service import audit, shippers, tasks
-from cls_shipper.service.shipper_config import (
+from cls_shipper.model.shipper import (
     LEGACY_JSON,
     ContentInfo,
     FilterRule,
     ParquetKey,
     ShipperConfig,
-    check_csv,
-    check_json,
-    defaults,
 )
+from cls_shipper.service import audit, shippers, tasks
+from cls_shipper.service.shipper_rules import check_csv, check_json, defaults
 from cls_shipper.timefmt import format_legacy, parse_legacy
 
 router = APIRouter(dependencies=[Depends(authenticate)])

@@ -10,17 +10,10 @@ from typing import Any
 
 from cls_shipper.api.v3 import params as p
 from cls_shipper.errors import Kinds, ServiceError, invalid
-from cls_shipper.service import Context, ingest, logsets, shippers, tasks, topics
+from cls_shipper.model.shipper import ContentInfo, FilterRule, ParquetKey, ShipperConfig
+from cls_shipper.service import Context, logs, logsets, shippers, tasks, topics
 from cls_shipper.service.matching import TagFilter
-from cls_shipper.service.shipper_config import (
-    ContentInfo,
-    FilterRule,
-    ParquetKey,
-    ShipperConfig,
-    check_csv,
-    check_json,
-    defaults,
-)
+from cls_shipper.service.shipper_rules import check_csv, check_json, defaults
 from cls_shipper.timefmt import format_legacy
 
 # CreateLogset has no retention parameter in API 3.0 (topics carry `Period`); a logset's
@@ -327,7 +320,7 @@ def retry_shipper_task(call: Call, q: p.RetryShipperTask) -> dict[str, Any]:
 
 async def upload_log(call: Call, q: p.UploadLog) -> dict[str, Any]:
     # UploadLog's body is always a protobuf LogGroupList; the SDK labels it octet-stream.
-    await ingest.upload(call.ctx, q.TopicId, call.body, "application/x-protobuf",
+    await logs.upload(call.ctx, q.TopicId, call.body, "application/x-protobuf",
                         q.CompressType, call.client_ip)
     return {}
 
