@@ -34,7 +34,7 @@ from typing import TypeVar
 
 import lz4.block
 
-from cls_shipper.formats.codecs import make_compressor
+from cls_shipper.formats.compression import make_compressor
 from cls_shipper.formats.encoder import WindowResult, encode_window
 from cls_shipper.formats.lzop import available as lzo_available
 from cls_shipper.ingest.cls_pb import LogGroupList

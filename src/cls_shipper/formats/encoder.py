@@ -28,7 +28,7 @@ from itertools import accumulate
 from typing import Generic, Protocol, TypeVar
 
 from cls_shipper.errors import FormatError, ServiceError
-from cls_shipper.formats.codecs import make_compressor
+from cls_shipper.formats.compression import make_compressor
 from cls_shipper.formats.csvfmt import CsvEncoder
 from cls_shipper.formats.filters import RecordFilter
 from cls_shipper.formats.jsonlines import JsonLinesEncoder

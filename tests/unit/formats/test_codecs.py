@@ -12,7 +12,7 @@ import pytest
 
 from cls_shipper.errors import CodecUnavailableError, ServiceError
 from cls_shipper.formats import lzop
-from cls_shipper.formats.codecs import make_compressor
+from cls_shipper.formats.compression import make_compressor
 from cls_shipper.model import shipper as catalog
 from tests.helpers.shipping import decompress
 
