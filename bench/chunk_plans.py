@@ -5,7 +5,7 @@ with the alternative index (topic_id, ingest_ms, first_offset) in place of the l
 Creates a scratch database next to `--database-url`, migrates it to head, loads `--rows`
 chunks over 200 topics with generate_series (small payloads: the plans depend on the row
 count, not on the TOASTed payload), and prints EXPLAIN (ANALYZE, BUFFERS) of the three
-queries `store.logs` runs: a window's first offset, one batch of a window, one retention
+queries `store.chunks` runs: a window's first offset, one batch of a window, one retention
 batch. The scratch database is dropped.
 
     .venv/bin/python bench/chunk_plans.py [--database-url postgresql://...] [--rows 3000000]

@@ -1,4 +1,4 @@
-"""Benchmark of the shipping encoders (formats.window.encode_window).
+"""Benchmark of the shipping encoders (formats.encoder.encode_window).
 
 Builds a window of nginx-style access logs stored the way uploads are stored: LogGroupList
 chunks of 1,000 logs, each LZ4-compressed. Then, in one run:
