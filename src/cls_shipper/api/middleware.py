@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cls_shipper.api.http import error_body
+from cls_shipper.errors import Kinds
 
 log = logging.getLogger("cls_shipper.api")
 
@@ -46,10 +48,9 @@ class RequestIdMiddleware:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise
-            body = orjson.dumps({"errorcode": "InternalError",
-                                 "errormessage": "internal error; see the server log with "
-                                                 f"request id {request_id}"})
-            await send({"type": "http.response.start", "status": 500, "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()), header]})
+            body = error_body(Kinds.INTERNAL, "internal error; see the server log with "
+                                              f"request id {request_id}")
+            await send({"type": "http.response.start", "status": Kinds.INTERNAL.status,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", str(len(body)).encode()), header]})
             await send({"type": "http.response.body", "body": body})

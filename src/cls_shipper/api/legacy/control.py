@@ -2,33 +2,25 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from starlette.requests import Request
 from starlette.responses import Response
 
-from cls_shipper.api.legacy.common import (
-    authenticate,
-    context,
-    empty_response,
-    json_response,
-    query,
-    read_json,
-    run,
-)
-from cls_shipper.errors import missing
+from cls_shipper.api.http import context, empty_response, json_response, run
+from cls_shipper.api.legacy import bodies
+from cls_shipper.api.legacy.requests import given, query, read_json, required
 from cls_shipper.service import logsets, topics
 from cls_shipper.timefmt import format_legacy
 
-router = APIRouter(dependencies=[Depends(authenticate)])
 
-
-def _logset_json(item: logsets.Logset, zone: Any) -> dict[str, Any]:
+def _logset_json(item: logsets.Logset, zone: tzinfo) -> dict[str, Any]:
     return {"logset_id": item.logset_id, "logset_name": item.logset_name,
             "period": item.period, "create_time": format_legacy(item.created_ms, zone)}
 
 
-def _topic_json(item: topics.Topic, zone: Any) -> dict[str, Any]:
+def _topic_json(item: topics.Topic, zone: tzinfo) -> dict[str, Any]:
     return {
         "logset_id": item.logset_id, "topic_id": item.topic_id, "topic_name": item.topic_name,
         "partition_count": item.partition_count, "path": item.path,
@@ -38,30 +30,22 @@ def _topic_json(item: topics.Topic, zone: Any) -> dict[str, Any]:
     }
 
 
-def _required_query(request: Request, name: str) -> str:
-    fields = query(request, {name})
-    value = fields.get(name)
-    if not value:
-        raise missing(name)
-    return str(value)
+def _one_id(request: Request, name: str) -> str:
+    return required(query(request, {name}), name)
 
 
-@router.post("/logset")
 async def create_logset(request: Request) -> Response:
-    body = await read_json(request, {"logset_name", "period"})
-    new = await run(logsets.create, context(request), body.get("logset_name", required=True),
-                    body.get("period", required=True))
+    body = await read_json(request, bodies.NewLogset)
+    new = await run(logsets.create, context(request), body.logset_name, body.period)
     return json_response({"logset_id": new})
 
 
-@router.get("/logset")
 async def get_logset(request: Request) -> Response:
     ctx = context(request)
-    item = await run(logsets.get, ctx, _required_query(request, "logset_id"))
+    item = await run(logsets.get, ctx, _one_id(request, "logset_id"))
     return json_response(_logset_json(item, ctx.zone))
 
 
-@router.get("/logsets")
 async def list_logsets(request: Request) -> Response:
     ctx = context(request)
     query(request, set())
@@ -69,62 +53,45 @@ async def list_logsets(request: Request) -> Response:
     return json_response({"logsets": [_logset_json(i, ctx.zone) for i in items]})
 
 
-@router.put("/logset")
 async def modify_logset(request: Request) -> Response:
-    body = await read_json(request, {"logset_id", "logset_name", "period"})
-    await run(logsets.modify, context(request), body.get("logset_id", str, required=True),
-              body.get("logset_name"), body.get("period"))
+    body = await read_json(request, bodies.LogsetChanges)
+    await run(logsets.modify, context(request), body.logset_id, body.logset_name, body.period)
     return empty_response()
 
 
-@router.delete("/logset")
 async def delete_logset(request: Request) -> Response:
-    await run(logsets.delete_logset, context(request), _required_query(request, "logset_id"))
+    await run(logsets.delete_logset, context(request), _one_id(request, "logset_id"))
     return empty_response()
 
 
-TOPIC_CREATE_FIELDS = {"logset_id", "topic_name", "partition_count", "path", "wild_path",
-                       "log_type", "extract_rule", "collection"}
-
-
-@router.post("/topic")
 async def create_topic(request: Request) -> Response:
-    body = await read_json(request, TOPIC_CREATE_FIELDS)
+    body = await read_json(request, bodies.NewTopic)
     new = await run(
-        topics.create, context(request), body.get("logset_id", str, required=True),
-        body.get("topic_name", required=True),
-        partition_count=body.get("partition_count", default=1),
-        path=body.get("path", default=""), wild_path=body.get("wild_path", default=""),
-        log_type=body.get("log_type", default="minimalist_log"),
-        extract_rule=body.get("extract_rule"), collection=body.get("collection", default=True))
+        topics.create, context(request), body.logset_id, body.topic_name,
+        partition_count=body.partition_count, path=body.path, wild_path=body.wild_path,
+        log_type=body.log_type, extract_rule=body.extract_rule, collection=body.collection)
     return json_response({"topic_id": new})
 
 
-@router.get("/topic")
 async def get_topic(request: Request) -> Response:
     ctx = context(request)
-    item = await run(topics.get, ctx, _required_query(request, "topic_id"))
+    item = await run(topics.get, ctx, _one_id(request, "topic_id"))
     return json_response(_topic_json(item, ctx.zone))
 
 
-@router.get("/topics")
 async def list_topics(request: Request) -> Response:
     ctx = context(request)
-    items = await run(topics.list_topics, ctx, _required_query(request, "logset_id"))
+    items = await run(topics.list_topics, ctx, _one_id(request, "logset_id"))
     return json_response({"topics": [_topic_json(i, ctx.zone) for i in items]})
 
 
-@router.put("/topic")
 async def modify_topic(request: Request) -> Response:
-    body = await read_json(request, {"topic_id", "topic_name", "path", "wild_path", "collection",
-                                     "log_type", "extract_rule"})
-    changes = {k: v for k, v in body.data.items() if k != "topic_id"}
-    await run(topics.modify, context(request), body.get("topic_id", str, required=True),
-              **changes)
+    body = await read_json(request, bodies.TopicChanges)
+    changes = {k: v for k, v in given(body).items() if k != "topic_id"}
+    await run(topics.modify, context(request), body.topic_id, **changes)
     return empty_response()
 
 
-@router.delete("/topic")
 async def delete_topic(request: Request) -> Response:
-    await run(topics.delete_topic, context(request), _required_query(request, "topic_id"))
+    await run(topics.delete_topic, context(request), _one_id(request, "topic_id"))
     return empty_response()

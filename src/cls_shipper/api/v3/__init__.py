@@ -1,5 +1,5 @@
 """The API 3.0 surface (spec §7): `POST /` with `X-TC-Action`, `{"Response": {...}}`."""
 
-from cls_shipper.api.v3.transport import router
+from cls_shipper.api.v3.transport import ROUTES
 
-__all__ = ["router"]
+__all__ = ["ROUTES"]

@@ -9,11 +9,12 @@ from datetime import tzinfo
 from typing import Any
 
 from cls_shipper.api.v3 import params as p
+from cls_shipper.api.v3.fields import SHIPPER, TASK
 from cls_shipper.errors import Kinds, ServiceError, invalid
-from cls_shipper.model.shipper import ContentInfo, FilterRule, ParquetKey, ShipperConfig
+from cls_shipper.model.shipper import ShipperConfig
 from cls_shipper.service import Context, logs, logsets, shippers, tasks, topics
 from cls_shipper.service.matching import TagFilter
-from cls_shipper.service.shipper_rules import check_csv, check_json, defaults
+from cls_shipper.service.shipper_rules import defaults
 from cls_shipper.timefmt import format_legacy
 
 # CreateLogset has no retention parameter in API 3.0 (topics carry `Period`); a logset's
@@ -174,81 +175,14 @@ def delete_topic(call: Call, q: p.DeleteTopic) -> dict[str, Any]:
 
 # ---- shippers ----
 
-def _content(c: p.ContentInfo) -> ContentInfo:
-    csv = json = parquet = None
-    if c.Csv is not None:
-        csv = check_csv(c.Csv.Keys, c.Csv.Delimiter, c.Csv.EscapeChar, c.Csv.NonExistingField,
-                        c.Csv.PrintKey)
-    if c.Json is not None:
-        json = check_json(c.Json.EnableTag, c.Json.MetaFields, c.Json.JsonType)
-    if c.Parquet is not None:
-        parquet = [ParquetKey(k.KeyName, k.KeyType, k.KeyNonExistingField)
-                   for k in c.Parquet.ParquetKeyInfo]
-    return ContentInfo(c.Format, csv=csv, json=json, parquet=parquet)
-
-
-def _options(q: p.ShipperOptions) -> dict[str, Any]:
-    """The ShipperConfig fields the request sets."""
-    out: dict[str, Any] = {}
-    simple = {"Interval": "interval", "MaxSize": "max_size", "Partition": "partition",
-              "FilenameMode": "filename_mode", "StorageType": "storage_type",
-              "RoleArn": "role_arn", "ExternalId": "external_id", "TimeZone": "time_zone",
-              "DSLFilter": "dsl_filter"}
-    for name, field in simple.items():
-        value = getattr(q, name)
-        if value is not None:
-            out[field] = value
-    if q.FilterRules is not None:
-        out["filter_rules"] = [FilterRule(r.Key, r.Regex, r.Value) for r in q.FilterRules]
-    if q.Compress is not None:
-        out["compress"] = q.Compress.Format
-    if q.Content is not None:
-        out["content"] = _content(q.Content)
-    return out
-
-
-def content_out(c: ContentInfo) -> dict[str, Any]:
-    return {
-        "Format": c.format,
-        "Csv": None if c.csv is None else {
-            "PrintKey": c.csv.print_key, "Keys": c.csv.keys, "Delimiter": c.csv.delimiter,
-            "EscapeChar": c.csv.escape_char, "NonExistingField": c.csv.non_existing_field},
-        "Json": None if c.json is None else {
-            "EnableTag": c.json.enable_tag, "MetaFields": c.json.meta_fields,
-            "JsonType": c.json.json_type},
-        "Parquet": None if c.parquet is None else {"ParquetKeyInfo": [
-            {"KeyName": k.key_name, "KeyType": k.key_type,
-             "KeyNonExistingField": k.key_non_existing_field} for k in c.parquet]},
-    }
-
-
-def shipper_info(item: shippers.Shipper, zone: tzinfo) -> dict[str, Any]:
-    cfg = item.config
-    history = item.progress.history
-    return {
-        "ShipperId": item.shipper_id, "TopicId": cfg.topic_id, "Bucket": cfg.bucket,
-        "Prefix": cfg.prefix, "ShipperName": cfg.shipper_name, "Interval": cfg.interval,
-        "MaxSize": cfg.max_size, "Status": item.effective,
-        "FilterRules": [{"Key": r.key, "Regex": r.regex, "Value": r.value}
-                        for r in cfg.filter_rules],
-        "Partition": cfg.partition, "Compress": {"Format": cfg.compress},
-        "Content": content_out(cfg.content),
-        "CreateTime": format_legacy(item.created_ms, zone),
-        "FilenameMode": cfg.filename_mode,
-        # API 3.0 StartTime/EndTime are Unix seconds; 0 = not set (spec §7.4, §7.6).
-        "StartTime": item.start_ms // 1000, "EndTime": item.end_ms // 1000,
-        "Progress": float(history.fraction), "RemainTime": history.remain_s,
-        "HistoryStatus": history.status,
-        "StorageType": cfg.storage_type, "RoleArn": cfg.role_arn,
-        "ExternalId": cfg.external_id, "TaskStatus": item.task_status,
-        "TimeZone": cfg.time_zone, "DSLFilter": cfg.dsl_filter,
-    }
+def _config_fields(q: p.ShipperOptions) -> dict[str, Any]:
+    """The ShipperConfig fields the request sets (a parameter left out is null)."""
+    return SHIPPER.read({name: value for name, value in q if value is not None}, under="config")
 
 
 def create_shipper(call: Call, q: p.CreateShipper) -> dict[str, Any]:
-    values = {**defaults("v3"), "topic_id": q.TopicId, "bucket": q.Bucket, "prefix": q.Prefix,
-              "shipper_name": q.ShipperName, **_options(q)}
-    new = shippers.create(call.ctx, ShipperConfig(**values), "v3",
+    config = ShipperConfig(**{**defaults("v3"), **_config_fields(q)})
+    new = shippers.create(call.ctx, config, "v3",
                           start_ms=(q.StartTime or 0) * 1000, end_ms=(q.EndTime or 0) * 1000)
     return {"ShipperId": new}
 
@@ -257,12 +191,7 @@ def modify_shipper(call: Call, q: p.ModifyShipper) -> dict[str, Any]:
     for name in ("TopicId", "StartTime", "EndTime"):
         if getattr(q, name) is not None:
             raise invalid(f"{name} cannot be modified")
-    changes = _options(q)
-    for name, field in (("Bucket", "bucket"), ("Prefix", "prefix"),
-                        ("ShipperName", "shipper_name")):
-        if getattr(q, name) is not None:
-            changes[field] = getattr(q, name)
-    shippers.modify(call.ctx, q.ShipperId, "v3", changes, q.Status)
+    shippers.modify(call.ctx, q.ShipperId, "v3", _config_fields(q), q.Status)
     return {}
 
 
@@ -281,7 +210,7 @@ def describe_shippers(call: Call, q: p.DescribeShippers) -> dict[str, Any]:
         names=found.get("shipperName"), exact_names=q.PreciseSearch == 1,
         task_statuses=None if statuses is None else [int(s) for s in statuses],
         offset=offset, limit=limit))
-    return {"Shippers": [shipper_info(i, call.ctx.zone) for i in items], "TotalCount": total}
+    return {"Shippers": [SHIPPER.render(i, call.ctx.zone) for i in items], "TotalCount": total}
 
 
 def delete_shipper(call: Call, q: p.DeleteShipper) -> dict[str, Any]:
@@ -291,24 +220,11 @@ def delete_shipper(call: Call, q: p.DeleteShipper) -> dict[str, Any]:
 
 # ---- tasks ----
 
-def task_info(task: tasks.Task) -> dict[str, Any]:
-    # int64 fields as JSON numbers: the SDK models declare them `int` and the typed SDKs
-    # (Go *int64, Java Long) decode numbers; only the doc example shows strings (spec §10.16).
-    return {
-        "TaskId": task.task_id, "ShipperId": task.shipper_id, "TopicId": task.topic_id,
-        "RangeStart": task.range_start_ms, "RangeEnd": task.range_end_ms,
-        "StartTime": task.start_ms, "EndTime": task.end_ms or 0,
-        # API 3.0 has no `wait` (spec §8.6): a queued task is still in progress.
-        "Status": "running" if task.status == "wait" else task.status,
-        "Message": task.message,
-    }
-
-
 def describe_shipper_tasks(call: Call, q: p.DescribeShipperTasks) -> dict[str, Any]:
     if q.StartTime >= q.EndTime:
         raise invalid("StartTime must be earlier than EndTime (both in milliseconds)")
     found = tasks.list_tasks(call.ctx, q.ShipperId, q.StartTime, q.EndTime)
-    return {"Tasks": [task_info(t) for t in found]}
+    return {"Tasks": [TASK.render(t, call.ctx.zone) for t in found]}
 
 
 def retry_shipper_task(call: Call, q: p.RetryShipperTask) -> dict[str, Any]:

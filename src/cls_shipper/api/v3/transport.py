@@ -13,24 +13,21 @@ import logging
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, Request
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
-from cls_shipper.api.legacy.common import read_body, run
+from cls_shipper.api.http import client_ip, context, parse_json, read_body, request_id, run
 from cls_shipper.api.v3 import params
 from cls_shipper.api.v3.actions import ACTIONS, Action, Call
 from cls_shipper.auth import tc3
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.inputs import check_json
-from cls_shipper.service import Context
 from cls_shipper.timefmt import now_ms
 
 log = logging.getLogger("cls_shipper.api.v3")
 
 VERSION = "2020-10-16"
-
-router = APIRouter()
-
 
 def _render(body: dict[str, Any]) -> Response:
     # Exactly "application/json": the SDK only looks for an Error in that content type.
@@ -38,28 +35,26 @@ def _render(body: dict[str, Any]) -> Response:
                     media_type="application/json")
 
 
-def error_body(code: str, message: str, request_id: str) -> dict[str, Any]:
-    return {"Error": {"Code": code, "Message": message}, "RequestId": request_id}
+def error_body(code: str, message: str, rid: str) -> dict[str, Any]:
+    return {"Error": {"Code": code, "Message": message}, "RequestId": rid}
 
 
-@router.api_route("/", methods=["GET", "POST"], include_in_schema=False)
 async def api3(request: Request) -> Response:
-    request_id = str(request.scope["state"]["request_id"])
+    rid = request_id(request)
     try:
         result = await _handle(request)
     except ServiceError as exc:
-        return _render(error_body(exc.kind.v3_code, exc.message, request_id))
+        return _render(error_body(exc.kind.v3_code, exc.message, rid))
     except Exception:  # a client never sees a stack trace, only the RequestId to look it up
         log.exception("unhandled error in %s (RequestId %s)",
-                      request.headers.get("x-tc-action"), request_id)
+                      request.headers.get("x-tc-action"), rid)
         return _render(error_body("InternalError",
-                                  f"internal error; see the server log for {request_id}",
-                                  request_id))
-    return _render({**result, "RequestId": request_id})
+                                  f"internal error; see the server log for {rid}", rid))
+    return _render({**result, "RequestId": rid})
 
 
 async def _handle(request: Request) -> dict[str, Any]:
-    ctx: Context = request.app.state.ctx
+    ctx = context(request)
     headers = request.headers
     name = headers.get("x-tc-action", "").strip()
     action = ACTIONS.get(name)
@@ -89,8 +84,7 @@ async def _handle(request: Request) -> dict[str, Any]:
     # query-string parameters are text by nature, so those are converted.
     strict = request.method == "POST" and not action.from_headers
     parsed = params.parse(action.model, raw, strict=strict)
-    client_ip = request.client.host if request.client else ""
-    call = Call(ctx, body, client_ip)
+    call = Call(ctx, body, client_ip(request))
     if action.on_loop:
         result: dict[str, Any] = await action.handler(call, parsed)
         return result
@@ -115,7 +109,7 @@ def _raw_params(request: Request, action: Action, body: bytes) -> Any:
                            "not supported, sign with TC3-HMAC-SHA256")
     if not body.strip():
         return {}
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ServiceError(Kinds.WRONG_TYPE, f"the body is not valid JSON: {exc}") from None
+    return parse_json(body, Kinds.WRONG_TYPE)
+
+
+ROUTES = [Route("/", api3, methods=["GET", "POST"])]
