@@ -26,6 +26,7 @@ from cls_shipper.model.shipper import (
     ParquetKey,
     ShipperConfig,
 )
+from cls_shipper.model.task import TaskStatus
 from cls_shipper.service import audit, shippers, tasks
 from cls_shipper.service.shipper_rules import check_csv, check_json, defaults
 from cls_shipper.timefmt import format_legacy, parse_legacy
@@ -158,7 +159,7 @@ def task_json(task: tasks.Task, zone: Any) -> dict[str, Any]:
     }
 
 
-def task_detail_json(task: tasks.Task, zone: Any) -> dict[str, Any]:
+def task_detail_json(task: tasks.TaskDetail, zone: Any) -> dict[str, Any]:
     return {
         **task_json(task, zone),
         "records": task.records,
@@ -167,15 +168,15 @@ def task_detail_json(task: tasks.Task, zone: Any) -> dict[str, Any]:
         "bytes_out": task.bytes_out,
         "first_offset": task.first_offset if task.first_offset is not None else -1,
         "last_offset": task.last_offset if task.last_offset is not None else -1,
-        "objects": task.objects,
+        "objects": [obj.to_dict() for obj in task.objects],
         "attempts": task.attempts,
         "last_error": task.last_error,
         "created_time": format_legacy(task.created_ms, zone),
         "next_attempt_time": format_legacy(task.next_attempt_ms, zone)
-        if task.status == "wait" else "",
+        if task.status is TaskStatus.WAIT else "",
         "lease_owner": task.lease_owner or "",
         "lease_expire_time": format_legacy(task.lease_expires_ms, zone),
-        "config": task.config,
+        "config": task.config.to_dict(),
         # Extension: every run of this task (worker, lease, outcome), oldest first.
         "runs": [{"attempt": r.attempt, "worker": r.owner, "lease_token": r.lease_token,
                   "start_time": format_legacy(r.started_ms, zone),

@@ -11,6 +11,7 @@ from typing import Any
 from cls_shipper.api.v3 import params as p
 from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.model.shipper import ContentInfo, FilterRule, ParquetKey, ShipperConfig
+from cls_shipper.model.task import TaskStatus
 from cls_shipper.service import Context, logs, logsets, shippers, tasks, topics
 from cls_shipper.service.matching import TagFilter
 from cls_shipper.service.shipper_rules import check_csv, check_json, defaults
@@ -299,7 +300,7 @@ def task_info(task: tasks.Task) -> dict[str, Any]:
         "RangeStart": task.range_start_ms, "RangeEnd": task.range_end_ms,
         "StartTime": task.start_ms, "EndTime": task.end_ms or 0,
         # API 3.0 has no `wait` (spec §8.6): a queued task is still in progress.
-        "Status": "running" if task.status == "wait" else task.status,
+        "Status": TaskStatus.RUNNING if task.status is TaskStatus.WAIT else task.status,
         "Message": task.message,
     }
 
