@@ -1,24 +1,24 @@
-"""What both surfaces read off a service task beyond plain attributes. The task's shape is
-changing (shipped objects, the config snapshot and the status becoming typed values), so
-each read lives here once and the surfaces' field maps go through these."""
+"""What both surfaces read off a service task beyond plain attributes: the typed values the
+ledger returns (shipped objects, the config snapshot, the status) as the wire shows them, once
+for both surfaces' field maps."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from cls_shipper.service.tasks import Task
+from cls_shipper.model.task import Task, TaskDetail, TaskStatus
 
 
-def objects_of(task: Task) -> list[dict[str, Any]]:
+def objects_of(task: TaskDetail) -> list[dict[str, Any]]:
     """The objects a task wrote, as JSON objects."""
-    return task.objects
+    return [obj.to_dict() for obj in task.objects]
 
 
-def config_of(task: Task) -> dict[str, Any]:
+def config_of(task: TaskDetail) -> dict[str, Any]:
     """The shipper config the task ships with, as stored (snake_case)."""
-    return task.config
+    return task.config.to_dict()
 
 
 def is_queued(task: Task) -> bool:
     """Whether the task waits for a worker (a first run or a retry)."""
-    return task.status == "wait"
+    return task.status is TaskStatus.WAIT

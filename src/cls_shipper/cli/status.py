@@ -12,14 +12,16 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import Connection, func, select, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
+from cls_shipper.model.task import TaskStatus
+from cls_shipper.shipping import ledger
 from cls_shipper.shipping.nodes import LEADER_APPLICATION_PREFIX, STALE_MS
 from cls_shipper.store import open_database
 from cls_shipper.store.database import LOCK_NAMESPACE, SCHEDULER_LOCK, PoolSize
-from cls_shipper.store.schema import nodes, tasks
+from cls_shipper.store.schema import nodes
 from cls_shipper.timefmt import now_ms
 
 console = Console()
@@ -40,18 +42,6 @@ class NodeRow:
 
 
 @dataclass(frozen=True, slots=True)
-class RunningTask:
-    task_id: str
-    shipper_id: str
-    range_start_ms: int
-    range_end_ms: int
-    attempts: int
-    lease_owner: str
-    lease_expires_ms: int
-    expired: bool
-
-
-@dataclass(frozen=True, slots=True)
 class Status:
     now_ms: int
     nodes: list[NodeRow]
@@ -59,8 +49,8 @@ class Status:
     # that holds the lock (the truth: the flag lags it by up to a heartbeat).
     leader: str | None
     lock_holder: dict[str, Any] | None
-    running: list[RunningTask]
-    queue: dict[str, int]
+    running: list[ledger.RunningTask]
+    queue: dict[str, int]  # every task status
     due: int
     oldest_waiting_ms: int | None
 
@@ -87,24 +77,10 @@ def read_status(conn: Connection, now: int, postgres: bool) -> Status:
             leader = str(row.application_name).removeprefix(LEADER_APPLICATION_PREFIX)
         else:
             leader = None
-    running = [RunningTask(r.task_id, r.shipper_id, r.range_start_ms, r.range_end_ms,
-                           r.attempts, r.lease_owner or "", r.lease_expires_ms or 0,
-                           (r.lease_expires_ms or 0) < now)
-               for r in conn.execute(
-                   select(tasks.c.task_id, tasks.c.shipper_id, tasks.c.range_start_ms,
-                          tasks.c.range_end_ms, tasks.c.attempts, tasks.c.lease_owner,
-                          tasks.c.lease_expires_ms)
-                   .where(tasks.c.status == "running").order_by(tasks.c.lease_expires_ms))]
-    counts = {status: 0 for status in ("wait", "running", "failed", "success")}
-    for status, count in conn.execute(select(tasks.c.status, func.count())
-                                      .group_by(tasks.c.status)):
-        counts[str(status)] = int(count)
-    due = conn.execute(select(func.count()).select_from(tasks).where(
-        tasks.c.status == "wait", tasks.c.next_attempt_ms <= now)).scalar_one()
-    oldest = conn.execute(select(func.min(tasks.c.range_start_ms))
-                          .where(tasks.c.status == "wait")).scalar()
-    return Status(now, found, leader, lock_holder, running, counts, int(due),
-                  None if oldest is None else int(oldest))
+    queue = ledger.queue_summary(conn, now)
+    return Status(now, found, leader, lock_holder, ledger.running_tasks(conn, now),
+                  {status.value: count for status, count in queue.counts.items()}, queue.due,
+                  queue.oldest_waiting_ms)
 
 
 def _when(ms: int | None) -> str:
@@ -140,9 +116,10 @@ def _print(status: Status) -> None:
                         str(task.attempts), task.lease_owner, expires)
     console.print(running)
     queue = status.queue
-    console.print(f"Queue: {queue['wait']} waiting ({status.due} due), {queue['running']} "
-                  f"running, {queue['failed']} failed, {queue['success']} done; oldest waiting "
-                  f"window: {_when(status.oldest_waiting_ms)}")
+    console.print(f"Queue: {queue[TaskStatus.WAIT]} waiting ({status.due} due), "
+                  f"{queue[TaskStatus.RUNNING]} running, {queue[TaskStatus.FAILED]} failed, "
+                  f"{queue[TaskStatus.SUCCESS]} done; oldest waiting window: "
+                  f"{_when(status.oldest_waiting_ms)}")
 
 
 def status(

@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any, Literal
-
-from sqlalchemy import select
+from typing import Literal
 
 from cls_shipper.errors import Kinds, ServiceError, SinkError, invalid
 from cls_shipper.model.naming import ObjectNaming
-from cls_shipper.model.shipper import ShipperConfig
+from cls_shipper.model.task import TaskDetail, TaskStatus
 from cls_shipper.service.context import Context
 from cls_shipper.service.shippers import get as get_shipper
+from cls_shipper.shipping import ledger
 from cls_shipper.sinks.base import Sink
-from cls_shipper.store.schema import tasks
 
 MAX_RANGE_MS = 31 * 86_400_000
 FindingKind = Literal["missing", "mismatched", "extra", "gap", "unfinished"]
@@ -52,28 +50,29 @@ class AuditReport:
         return not self.findings
 
 
-def _check_window(sink: Sink, row: Any, report: AuditReport) -> None:
-    config = ShipperConfig.from_dict(row.config)
-    recorded = {obj["key"]: obj for obj in row.objects or []}
+def _check_window(sink: Sink, task: TaskDetail, report: AuditReport) -> None:
+    config = task.config
+    recorded = {obj.key: obj for obj in task.objects}
     for key, obj in recorded.items():
         report.objects += 1
         found = sink.stat(config.bucket, key)
         if found is None:
-            report.findings.append(Finding("missing", row.range_start_ms, row.range_end_ms,
-                                           row.task_id, key, "not in the bucket"))
-        elif found.size != obj["size"] or (found.md5 and found.md5 != obj["md5"]):
+            report.findings.append(Finding("missing", task.range_start_ms, task.range_end_ms,
+                                           task.task_id, key, "not in the bucket"))
+        elif found.size != obj.size or (found.md5 and found.md5 != obj.md5):
             report.findings.append(Finding(
-                "mismatched", row.range_start_ms, row.range_end_ms, row.task_id, key,
+                "mismatched", task.range_start_ms, task.range_end_ms, task.task_id, key,
                 f"bucket has {found.size} bytes md5 {found.md5 or '?'}, the ledger recorded "
-                f"{obj['size']} bytes md5 {obj['md5']}"))
-    if config.filename_mode == 1 and row.first_offset is None:
+                f"{obj.size} bytes md5 {obj.md5}"))
+    if config.filename_mode == 1 and task.first_offset is None:
         return  # an empty window has no names of its own in shipping-time naming
-    naming = ObjectNaming.for_window(row.shipper_id, row.range_start_ms, config)
-    pattern = naming.pattern(row.first_offset or 0)
-    for stored in sink.list_objects(config.bucket, naming.listing_prefix(row.first_offset or 0)):
+    naming = ObjectNaming.for_window(task.shipper_id, task.range_start_ms, config)
+    pattern = naming.pattern(task.first_offset or 0)
+    for stored in sink.list_objects(config.bucket,
+                                    naming.listing_prefix(task.first_offset or 0)):
         if pattern.match(stored.key) and stored.key not in recorded:
             report.findings.append(Finding(
-                "extra", row.range_start_ms, row.range_end_ms, row.task_id, stored.key,
+                "extra", task.range_start_ms, task.range_end_ms, task.task_id, stored.key,
                 "named like this window's objects but not in the ledger"))
 
 
@@ -85,28 +84,26 @@ def audit(ctx: Context, sink: Sink, shipper_id: str, start_ms: int, end_ms: int)
         raise invalid("an audit covers at most 31 days; audit a longer span in parts")
     get_shipper(ctx, shipper_id)  # ShipperNotExist
     with ctx.db.read() as conn:
-        rows = list(conn.execute(select(tasks).where(
-            tasks.c.shipper_id == shipper_id, tasks.c.range_start_ms >= start_ms,
-            tasks.c.range_start_ms <= end_ms).order_by(tasks.c.range_start_ms)).all())
-    report = AuditReport(shipper_id, start_ms, end_ms, windows=len(rows))
-    for before, after in pairwise(rows):
+        windows = ledger.windows_starting_in(conn, shipper_id, start_ms, end_ms)
+    report = AuditReport(shipper_id, start_ms, end_ms, windows=len(windows))
+    for before, after in pairwise(windows):
         if before.range_end_ms != after.range_start_ms:
             report.findings.append(Finding("gap", before.range_end_ms, after.range_start_ms,
                                            detail="no task covers this span"))
     try:
-        _check_windows(sink, rows, report)
+        _check_windows(sink, windows, report)
     except SinkError as exc:
         raise ServiceError(Kinds.OBJECT_STORE_FAILED, f"audit stopped: {exc}") from exc
     return report
 
 
-def _check_windows(sink: Sink, rows: list[Any], report: AuditReport) -> None:
-    for row in rows:
-        if row.status != "success":
-            report.findings.append(Finding("unfinished", row.range_start_ms, row.range_end_ms,
-                                           row.task_id, detail=f"{row.status}: {row.message}"))
+def _check_windows(sink: Sink, windows: list[TaskDetail], report: AuditReport) -> None:
+    for task in windows:
+        if task.status is not TaskStatus.SUCCESS:
+            report.findings.append(Finding("unfinished", task.range_start_ms, task.range_end_ms,
+                                           task.task_id, detail=f"{task.status}: {task.message}"))
             continue
         report.shipped_windows += 1
-        report.records += row.records
-        report.bytes_out += row.bytes_out
-        _check_window(sink, row, report)
+        report.records += task.records
+        report.bytes_out += task.bytes_out
+        _check_window(sink, task, report)

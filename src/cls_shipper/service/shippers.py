@@ -6,15 +6,18 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, case, delete, exists, func, insert, not_, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, not_, or_, select, update
+from sqlalchemy.engine import Connection
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.ids import new_id
 from cls_shipper.model.shipper import Api, ContentInfo, ShipperConfig
+from cls_shipper.model.task import TaskStatus
 from cls_shipper.service import topics as topic_service
 from cls_shipper.service.context import Context
 from cls_shipper.service.shipper_rules import validate
-from cls_shipper.store.schema import shippers, task_runs, tasks, topics
+from cls_shipper.shipping import ledger
+from cls_shipper.store.schema import shippers, topics
 from cls_shipper.timefmt import now_ms
 
 IMMUTABLE = ("topic_id",)
@@ -128,64 +131,45 @@ def create(ctx: Context, config: ShipperConfig, api: Api, *, start_ms: int = 0,
     return shipper_id
 
 
-def _history(conn: Any, row: Any, now: int) -> History:
+def _history(conn: Connection, row: Any, now: int) -> History:
     if not row.start_ms:
         return NO_HISTORY
     interval_s = int(row.config["interval"])
     first = align_down(row.start_ms, interval_s)
     last = row.end_ms or row.created_ms
     total = max(last - first, 1)
-    in_range = (tasks.c.shipper_id == row.shipper_id, tasks.c.range_start_ms < last,
-                tasks.c.range_end_ms > first)
-    rows = conn.execute(select(tasks.c.status, tasks.c.range_start_ms, tasks.c.range_end_ms,
-                               tasks.c.run_start_ms).where(*in_range)).all()
-    shipped = sum(min(r.range_end_ms, last) - max(r.range_start_ms, first)
-                  for r in rows if r.status == "success")
-    fraction = min(shipped / total, 1.0)
-    if shipped >= total:
+    seen = ledger.range_progress(conn, row.shipper_id, first, last)
+    fraction = min(seen.shipped_ms / total, 1.0)
+    if seen.shipped_ms >= total:
         return History(HISTORY_COMPLETE, 1.0, 0)
-    if any(r.status == "failed" for r in rows):
+    if seen.any_failed:
         status = HISTORY_EXCEPTION
-    elif any(r.status != "wait" for r in rows):
+    elif seen.any_started:
         status = HISTORY_RUNNING
     else:
         status = HISTORY_PREPARING
     # Estimate from the pace so far: range time shipped per wall-clock time since the first
     # run of the range started. Nothing shipped yet means no pace to go by: 0 (unknown).
-    started = [r.run_start_ms for r in rows if r.run_start_ms is not None]
     remain = 0
-    if shipped > 0 and started:
-        elapsed = max(now - min(started), 1)
-        remain = round((total - shipped) * elapsed / shipped / 1000)
+    if seen.shipped_ms > 0 and seen.first_started_ms is not None:
+        elapsed = max(now - seen.first_started_ms, 1)
+        remain = round((total - seen.shipped_ms) * elapsed / seen.shipped_ms / 1000)
     return History(status, fraction, remain)
 
 
-def _progress(conn: Any, shipper_id: str, next_window_ms: int) -> Progress:
-    counts = dict(conn.execute(select(tasks.c.status, func.count())
-                               .where(tasks.c.shipper_id == shipper_id)
-                               .group_by(tasks.c.status)).all())
-    oldest_unfinished = conn.execute(
-        select(func.min(tasks.c.range_start_ms)).where(
-            tasks.c.shipper_id == shipper_id, tasks.c.status != "success")).scalar()
-    oldest_failed = conn.execute(
-        select(func.min(tasks.c.range_start_ms)).where(
-            tasks.c.shipper_id == shipper_id, tasks.c.status == "failed")).scalar()
-    if oldest_unfinished is not None:
-        shipped_until = oldest_unfinished
-    else:
-        shipped_until = conn.execute(select(func.max(tasks.c.range_end_ms))
-                                     .where(tasks.c.shipper_id == shipper_id)).scalar() or 0
+def _progress(conn: Connection, shipper_id: str, next_window_ms: int) -> Progress:
+    found = ledger.progress_of(conn, shipper_id)
     return Progress(
-        shipped_until_ms=shipped_until,
+        shipped_until_ms=found.shipped_until_ms,
         next_window_ms=next_window_ms,
-        oldest_failed_ms=oldest_failed,
-        pending=counts.get("wait", 0) + counts.get("running", 0),
-        failed=counts.get("failed", 0),
-        succeeded=counts.get("success", 0),
+        oldest_failed_ms=found.oldest_failed_ms,
+        pending=found.counts[TaskStatus.WAIT] + found.counts[TaskStatus.RUNNING],
+        failed=found.counts[TaskStatus.FAILED],
+        succeeded=found.counts[TaskStatus.SUCCESS],
     )
 
 
-def _to_shipper(conn: Any, row: Any) -> Shipper:
+def _to_shipper(conn: Connection, row: Any) -> Shipper:
     progress = dataclasses.replace(_progress(conn, row.shipper_id, row.next_window_ms),
                                    history=_history(conn, row, now_ms()))
     return Shipper(
@@ -218,8 +202,7 @@ class ShipperQuery:
 
 def _task_status_condition(statuses: list[int]) -> Any:
     """SQL for Shipper.task_status in `statuses`; the same rule as the property."""
-    has_failed = exists(select(tasks.c.task_id).where(tasks.c.shipper_id == shippers.c.shipper_id,
-                                                      tasks.c.status == "failed"))
+    has_failed = ledger.has_failed_task(shippers.c.shipper_id)
     by_status = {
         TASK_STATUS_STOPPED: not_(shippers.c.effective),
         TASK_STATUS_RUNNING: and_(shippers.c.effective, not_(has_failed)),
@@ -315,6 +298,5 @@ def delete_shipper(ctx: Context, shipper_id: str) -> None:
         result = conn.execute(delete(shippers).where(shippers.c.shipper_id == shipper_id))
         if result.rowcount == 0:
             raise ServiceError(Kinds.SHIPPER_NOT_EXIST, f"shipper {shipper_id!r} does not exist")
-        conn.execute(delete(tasks).where(tasks.c.shipper_id == shipper_id))
-        conn.execute(delete(task_runs).where(task_runs.c.shipper_id == shipper_id))
+        ledger.delete_shipper_tasks(conn, shipper_id)
 

@@ -1,23 +1,47 @@
-"""The task queue in SQL: cutting windows into tasks, claiming with a lease, finishing.
+"""The task ledger: the one owner of `tasks` and `task_runs`. Every change of a task, and
+every read of the ledger the service and the CLI make, goes through this module.
 
-Every state change of a running task is fenced by its lease token: a worker whose lease
+A task moves like this (`running` holds a lease; "lease expiry" is noticed by the next
+worker's claim):
+
+| from                | event                                      | to        | who          |
+|---------------------|--------------------------------------------|-----------|--------------|
+| -                   | `cut_windows`: its window closed           | `wait`    | scheduler    |
+| `wait` (due)        | `claim`                                    | `running` | worker       |
+| `running`           | `renew`: the lease is extended             | `running` | worker       |
+| `running`           | `succeed`                                  | `success` | worker       |
+| `running`           | `fail`: transient, attempts left (backoff) | `wait`    | worker       |
+| `running`           | `fail`: permanent, or out of attempts      | `failed`  | worker       |
+| `running` (expired) | `claim` takes it over                      | `running` | lease expiry |
+| `running` (expired) | `claim` after `max_attempts` expiries      | `failed`  | lease expiry |
+| `failed`            | `retry`: PUT /task(s), RetryShipperTask    | `wait`    | user via API |
+| any                 | `delete_shipper_tasks`: shipper deleted    | -         | user via API |
+
+Every transition of a running task is fenced by its lease token: a worker whose lease
 expired (and whose task another worker took over) cannot overwrite the newer outcome.
 On PostgreSQL claims use `FOR UPDATE SKIP LOCKED`; on SQLite the write lock serialises them.
 
-Every run of a task is recorded in `task_runs`, in the same transaction as the state change
-it goes with (claim, renew, finish), so the run log and the ledger never disagree.
+Every run of a task is a `task_runs` row, written in the same transaction as the state
+change it goes with, so the run log and the ledger never disagree: a claim opens it
+(`running`), `succeed` and `fail` close it (`success`, `retry`, `failed`), a takeover closes
+the previous one (`expired`), and a worker that finishes without its lease closes its own
+as `lease_lost`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Row
 
 from cls_shipper.ids import new_id
+from cls_shipper.model.objects import ShippedObject
+from cls_shipper.model.shipper import ShipperConfig
+from cls_shipper.model.task import Run, RunOutcome, Task, TaskDetail, TaskStatus
 from cls_shipper.model.windows import next_windows
 from cls_shipper.store import Database
 from cls_shipper.store.schema import shippers, task_runs, tasks, topics
@@ -27,15 +51,32 @@ WINDOWS_PER_TICK = 500  # bounds one transaction during a backfill; the rest com
 
 @dataclass(frozen=True, slots=True)
 class Claimed:
+    """A task leased to a worker: what it ships, and the token that fences its writes."""
+
     task_id: str
     shipper_id: str
     topic_id: str
     range_start_ms: int
     range_end_ms: int
     attempts: int
-    config: dict[str, Any]
+    config: ShipperConfig
     lease_token: str
 
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a worker shipped for a task."""
+
+    records: int
+    records_filtered: int
+    bytes_in: int
+    bytes_out: int
+    first_offset: int | None
+    last_offset: int | None
+    objects: list[ShippedObject]
+
+
+# --- The scheduler's side -------------------------------------------------------------------
 
 def seal_topics(db: Database, now: int) -> None:
     """Raise every topic's seal to `now`: from this commit on no upload can get an ingest time
@@ -68,20 +109,21 @@ def cut_windows(db: Database, now: int, zone_name: str) -> int:
             query = query.with_for_update(of=shippers)
         rows = conn.execute(query).all()
         for row in rows:
-            config = dict(row.config)
-            snapshot = {**config, "time_zone": config.get("time_zone") or zone_name}
-            windows = list(next_windows(row.next_window_ms, config["interval"], row.sealed_ms,
+            config = ShipperConfig.from_dict(row.config)
+            windows = list(next_windows(row.next_window_ms, config.interval, row.sealed_ms,
                                         WINDOWS_PER_TICK, row.end_ms))
             if not windows:
                 continue
+            # The snapshot names its zone: a task ships the same objects wherever it runs.
+            snapshot = dataclasses.replace(config, time_zone=config.time_zone or zone_name)
             conn.execute(insert(tasks), [
                 {"task_id": new_id(), "shipper_id": row.shipper_id, "topic_id": row.topic_id,
-                 "range_start_ms": start, "range_end_ms": end, "status": "wait",
+                 "range_start_ms": start, "range_end_ms": end, "status": TaskStatus.WAIT,
                  "message": "waiting to be shipped", "created_ms": now, "run_start_ms": now,
-                 "run_end_ms": None, "config": snapshot, "attempts": 0, "next_attempt_ms": now,
-                 "lease_owner": None, "lease_expires_ms": None, "last_error": "", "records": 0,
-                 "records_filtered": 0, "bytes_in": 0, "bytes_out": 0, "first_offset": None,
-                 "last_offset": None, "objects": []}
+                 "run_end_ms": None, "config": snapshot.to_dict(), "attempts": 0,
+                 "next_attempt_ms": now, "lease_owner": None, "lease_expires_ms": None,
+                 "last_error": "", "records": 0, "records_filtered": 0, "bytes_in": 0,
+                 "bytes_out": 0, "first_offset": None, "last_offset": None, "objects": []}
                 for start, end in windows])
             conn.execute(update(shippers).where(shippers.c.shipper_id == row.shipper_id)
                          .values(next_window_ms=windows[-1][1]))
@@ -89,10 +131,12 @@ def cut_windows(db: Database, now: int, zone_name: str) -> int:
     return created
 
 
-def _claimable(now: int) -> Any:
+# --- The worker's side ----------------------------------------------------------------------
+
+def _claimable(now: int) -> ColumnElement[bool]:
     return or_(
-        and_(tasks.c.status == "wait", tasks.c.next_attempt_ms <= now),
-        and_(tasks.c.status == "running", tasks.c.lease_expires_ms < now),
+        and_(tasks.c.status == TaskStatus.WAIT, tasks.c.next_attempt_ms <= now),
+        and_(tasks.c.status == TaskStatus.RUNNING, tasks.c.lease_expires_ms < now),
     )
 
 
@@ -108,14 +152,14 @@ def claim(db: Database, worker_id: str, now: int, lease_ms: int,
     A task whose lease expired `max_attempts` times (its worker died or stalled each time,
     e.g. killed for memory) is failed instead of being handed to yet another worker."""
     token = f"{worker_id}/{uuid.uuid4().hex[:12]}"
-    busy = (select(tasks.c.shipper_id, func.count().label("running"))
-            .where(tasks.c.status == "running", tasks.c.lease_expires_ms >= now)
+    busy = (select(tasks.c.shipper_id, func.count().label("leases"))
+            .where(tasks.c.status == TaskStatus.RUNNING, tasks.c.lease_expires_ms >= now)
             .group_by(tasks.c.shipper_id).cte("busy"))
     with db.begin() as conn:
         query = (select(tasks.c.task_id, tasks.c.status, tasks.c.lease_owner, tasks.c.attempts)
                  .select_from(tasks.outerjoin(busy, busy.c.shipper_id == tasks.c.shipper_id))
                  .where(_claimable(now))
-                 .order_by(func.coalesce(busy.c.running, 0), tasks.c.next_attempt_ms,
+                 .order_by(func.coalesce(busy.c.leases, 0), tasks.c.next_attempt_ms,
                            tasks.c.range_start_ms)
                  .limit(1))
         if exclude_shippers:
@@ -126,10 +170,10 @@ def claim(db: Database, worker_id: str, now: int, lease_ms: int,
             found = conn.execute(query).first()
             if found is None:
                 return None
-            if found.status != "running":
+            if found.status != TaskStatus.RUNNING:
                 break
             # Taking over an expired lease: its run ends here, for the record.
-            _close_run(conn, found.lease_owner, now, "expired",
+            _close_run(conn, found.lease_owner, now, RunOutcome.EXPIRED,
                        "lease expired; the task was taken over", only_running=True)
             if max_attempts is None or found.attempts < max_attempts:
                 break
@@ -137,42 +181,42 @@ def claim(db: Database, worker_id: str, now: int, lease_ms: int,
                        "finishing (killed, out of memory, or stalled past its lease): see its "
                        "runs in GET /task, fix the cause, then retry the task")
             conn.execute(update(tasks).where(tasks.c.task_id == found.task_id).values(
-                status="failed", message=message, last_error=message, run_end_ms=now,
-                lease_owner=None, lease_expires_ms=None))
+                status=TaskStatus.FAILED, message=message, last_error=message,
+                run_end_ms=now, lease_owner=None, lease_expires_ms=None))
         row = conn.execute(
             update(tasks).where(tasks.c.task_id == found.task_id).values(
-                status="running", message="running", lease_owner=token,
-                lease_expires_ms=now + lease_ms, attempts=tasks.c.attempts + 1,
-                run_start_ms=now, run_end_ms=None)
+                status=TaskStatus.RUNNING, message=TaskStatus.RUNNING.value,
+                lease_owner=token, lease_expires_ms=now + lease_ms,
+                attempts=tasks.c.attempts + 1, run_start_ms=now, run_end_ms=None)
             .returning(tasks.c.task_id, tasks.c.shipper_id, tasks.c.topic_id,
                        tasks.c.range_start_ms, tasks.c.range_end_ms, tasks.c.attempts,
                        tasks.c.config)).one()
         conn.execute(insert(task_runs).values(
             run_id=token, task_id=row.task_id, shipper_id=row.shipper_id, attempt=row.attempts,
             lease_token=token, owner=worker_id, started_ms=now, ended_ms=None,
-            lease_expires_ms=now + lease_ms, outcome="running", message=""))
+            lease_expires_ms=now + lease_ms, outcome=RunOutcome.RUNNING, message=""))
     return Claimed(row.task_id, row.shipper_id, row.topic_id, row.range_start_ms,
-                   row.range_end_ms, row.attempts, dict(row.config), token)
+                   row.range_end_ms, row.attempts, ShipperConfig.from_dict(row.config), token)
 
 
-def _close_run(conn: Connection, token: str | None, now: int, outcome: str, message: str,
-               *, only_running: bool = False) -> None:
+def _close_run(conn: Connection, token: str | None, now: int, outcome: RunOutcome,
+               message: str, *, only_running: bool = False) -> None:
     """End the run of lease `token`. A run taken over ends at its lease expiry (the last
     moment it had the task); one that finishes after that records when it really did."""
     if token is None:
         return
     query = update(task_runs).where(task_runs.c.lease_token == token)
     if only_running:
-        query = query.where(task_runs.c.outcome == "running").values(
+        query = query.where(task_runs.c.outcome == RunOutcome.RUNNING).values(
             ended_ms=task_runs.c.lease_expires_ms)
     else:
         query = query.values(ended_ms=now)
     conn.execute(query.values(outcome=outcome, message=message[:2000]))
 
 
-def _fenced(task: Claimed) -> Any:
+def _fenced(task: Claimed) -> ColumnElement[bool]:
     return and_(tasks.c.task_id == task.task_id, tasks.c.lease_owner == task.lease_token,
-                tasks.c.status == "running")
+                tasks.c.status == TaskStatus.RUNNING)
 
 
 def renew(db: Database, task: Claimed, now: int, lease_ms: int) -> bool:
@@ -186,54 +230,267 @@ def renew(db: Database, task: Claimed, now: int, lease_ms: int) -> bool:
     return bool(result.rowcount)
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    records: int
-    records_filtered: int
-    bytes_in: int
-    bytes_out: int
-    first_offset: int | None
-    last_offset: int | None
-    objects: list[dict[str, Any]]
-
-
 def succeed(db: Database, task: Claimed, now: int, outcome: Outcome) -> bool:
-    message = "success" if outcome.objects else "success (no records in this window)"
+    """Record the shipped window; False if the lease was lost (the new owner's outcome
+    stands)."""
+    message = (TaskStatus.SUCCESS.value if outcome.objects
+               else f"{TaskStatus.SUCCESS} (no records in this window)")
     with db.begin() as conn:
         result = conn.execute(update(tasks).where(_fenced(task)).values(
-            status="success", message=message, run_end_ms=now, lease_owner=None,
+            status=TaskStatus.SUCCESS, message=message, run_end_ms=now, lease_owner=None,
             lease_expires_ms=None, last_error="", records=outcome.records,
             records_filtered=outcome.records_filtered, bytes_in=outcome.bytes_in,
             bytes_out=outcome.bytes_out, first_offset=outcome.first_offset,
-            last_offset=outcome.last_offset, objects=outcome.objects))
+            last_offset=outcome.last_offset,
+            objects=[obj.to_dict() for obj in outcome.objects]))
         if result.rowcount:
-            _close_run(conn, task.lease_token, now, "success",
+            _close_run(conn, task.lease_token, now, RunOutcome.SUCCESS,
                        f"{outcome.records} records, {len(outcome.objects)} objects")
         else:
-            _close_run(conn, task.lease_token, now, "lease_lost",
+            _close_run(conn, task.lease_token, now, RunOutcome.LEASE_LOST,
                        "finished after its lease was lost; the outcome was not recorded")
     return bool(result.rowcount)
 
 
 def fail(db: Database, task: Claimed, now: int, message: str, *, transient: bool,
-         max_attempts: int, retry_base_ms: int) -> str:
+         max_attempts: int, retry_base_ms: int) -> TaskStatus | None:
     """Record a failed attempt: back to `wait` with exponential backoff while attempts remain
     and the error may pass, else `failed` (a user retries it with PUT /task). Returns the new
-    status ('' if the lease was lost)."""
+    status, None if the lease was lost."""
     if transient and task.attempts < max_attempts:
         delay = retry_base_ms * 2 ** (task.attempts - 1)
+        status, run_outcome = TaskStatus.WAIT, RunOutcome.RETRY
         values: dict[str, Any] = {
-            "status": "wait", "next_attempt_ms": now + delay, "run_end_ms": now,
+            "next_attempt_ms": now + delay,
             "message": f"attempt {task.attempts} of {max_attempts} failed, retrying in "
                        f"{delay / 1000:.0f}s: {message}"}
     else:
-        values = {"status": "failed", "run_end_ms": now, "message": message}
+        status, run_outcome = TaskStatus.FAILED, RunOutcome.FAILED
+        values = {"message": message}
     with db.begin() as conn:
         result = conn.execute(update(tasks).where(_fenced(task)).values(
-            lease_owner=None, lease_expires_ms=None, last_error=message, **values))
+            status=status, run_end_ms=now, lease_owner=None, lease_expires_ms=None,
+            last_error=message, **values))
         if result.rowcount:
-            _close_run(conn, task.lease_token, now,
-                       "retry" if values["status"] == "wait" else "failed", message)
+            _close_run(conn, task.lease_token, now, run_outcome, message)
         else:
-            _close_run(conn, task.lease_token, now, "lease_lost", message)
-    return str(values["status"]) if result.rowcount else ""
+            _close_run(conn, task.lease_token, now, RunOutcome.LEASE_LOST, message)
+    return status if result.rowcount else None
+
+
+# --- The user's side (through the service) --------------------------------------------------
+
+def retry(conn: Connection, shipper_id: str, task_id: str, now: int, *,
+          reload: ShipperConfig | None = None) -> TaskStatus | None:
+    """Send a failed task back to `wait`, due now, its attempts counted afresh; with `reload`
+    it ships with that config from now on instead of its snapshot. Returns the status the
+    task was found in (None: the shipper has no such task); only a failed one is queued."""
+    row = conn.execute(select(tasks.c.status, tasks.c.config).where(
+        tasks.c.task_id == task_id, tasks.c.shipper_id == shipper_id)).first()
+    if row is None:
+        return None
+    found = TaskStatus(row.status)
+    if found is not TaskStatus.FAILED:
+        return found
+    values: dict[str, Any] = {"message": "queued again by a retry request"}
+    if reload is not None:
+        # An unset time zone was resolved to the server's when the window was cut.
+        zone = reload.time_zone or str(row.config.get("time_zone") or "")
+        values = {"config": dataclasses.replace(reload, time_zone=zone).to_dict(),
+                  "message": "queued again with the shipper's current config"}
+    conn.execute(update(tasks).where(tasks.c.task_id == task_id,
+                                     tasks.c.status == TaskStatus.FAILED).values(
+        status=TaskStatus.WAIT, attempts=0, next_attempt_ms=now, run_start_ms=now,
+        run_end_ms=None, lease_owner=None, lease_expires_ms=None, **values))
+    return found
+
+
+def delete_shipper_tasks(conn: Connection, shipper_id: str) -> None:
+    """Forget a shipper's tasks and their runs, in the transaction that deletes the shipper."""
+    conn.execute(delete(tasks).where(tasks.c.shipper_id == shipper_id))
+    conn.execute(delete(task_runs).where(task_runs.c.shipper_id == shipper_id))
+
+
+# --- Reads ----------------------------------------------------------------------------------
+
+_TaskRow = Row[*tuple[Any, ...]]
+_SUMMARY_COLUMNS = (tasks.c.task_id, tasks.c.shipper_id, tasks.c.topic_id,
+                    tasks.c.range_start_ms, tasks.c.range_end_ms, tasks.c.run_start_ms,
+                    tasks.c.run_end_ms, tasks.c.created_ms, tasks.c.status, tasks.c.message)
+
+
+def _summary_fields(row: _TaskRow) -> dict[str, Any]:
+    return {"task_id": row.task_id, "shipper_id": row.shipper_id, "topic_id": row.topic_id,
+            "range_start_ms": row.range_start_ms, "range_end_ms": row.range_end_ms,
+            "start_ms": row.run_start_ms if row.run_start_ms is not None else row.created_ms,
+            "end_ms": row.run_end_ms, "status": TaskStatus(row.status),
+            "message": row.message}
+
+
+def _detail(row: _TaskRow, runs: list[Run]) -> TaskDetail:
+    return TaskDetail(
+        **_summary_fields(row), created_ms=row.created_ms, attempts=row.attempts,
+        next_attempt_ms=row.next_attempt_ms, lease_owner=row.lease_owner,
+        lease_expires_ms=row.lease_expires_ms, last_error=row.last_error, records=row.records,
+        records_filtered=row.records_filtered, bytes_in=row.bytes_in, bytes_out=row.bytes_out,
+        first_offset=row.first_offset, last_offset=row.last_offset,
+        objects=[ShippedObject.from_dict(obj) for obj in row.objects or []],
+        config=ShipperConfig.from_dict(row.config), runs=runs)
+
+
+def list_tasks(conn: Connection, shipper_id: str, start_ms: int, end_ms: int) -> list[Task]:
+    """The shipper's tasks whose current run started (or which were queued) in
+    [start_ms, end_ms], by window. Without what they shipped nor their config: a listing
+    shows neither, and decoding them for hundreds of tasks is most of the cost."""
+    rows = conn.execute(
+        select(*_SUMMARY_COLUMNS).where(tasks.c.shipper_id == shipper_id,
+                                        tasks.c.run_start_ms >= start_ms,
+                                        tasks.c.run_start_ms <= end_ms)
+        .order_by(tasks.c.range_start_ms)).all()
+    return [Task(**_summary_fields(row)) for row in rows]
+
+
+def find_task(conn: Connection, shipper_id: str, task_id: str,
+              run_limit: int) -> TaskDetail | None:
+    """One task of the shipper with its latest `run_limit` runs (oldest first), or None."""
+    row = conn.execute(select(tasks).where(tasks.c.task_id == task_id,
+                                           tasks.c.shipper_id == shipper_id)).first()
+    if row is None:
+        return None
+    runs = conn.execute(
+        select(task_runs).where(task_runs.c.task_id == task_id)
+        .order_by(task_runs.c.started_ms.desc()).limit(run_limit)).all()
+    return _detail(row, [Run(r.attempt, r.owner, r.lease_token, r.started_ms, r.ended_ms,
+                             r.lease_expires_ms, RunOutcome(r.outcome), r.message)
+                         for r in reversed(runs)])
+
+
+def windows_starting_in(conn: Connection, shipper_id: str, start_ms: int,
+                        end_ms: int) -> list[TaskDetail]:
+    """The shipper's tasks whose window starts in [start_ms, end_ms], by window, without
+    runs: what an audit checks against the bucket."""
+    rows = conn.execute(select(tasks).where(
+        tasks.c.shipper_id == shipper_id, tasks.c.range_start_ms >= start_ms,
+        tasks.c.range_start_ms <= end_ms).order_by(tasks.c.range_start_ms)).all()
+    return [_detail(row, []) for row in rows]
+
+
+def failed_task_ids(conn: Connection, shipper_id: str) -> list[str]:
+    """The shipper's failed tasks, by window."""
+    return list(conn.execute(select(tasks.c.task_id).where(
+        tasks.c.shipper_id == shipper_id, tasks.c.status == TaskStatus.FAILED)
+        .order_by(tasks.c.range_start_ms)).scalars())
+
+
+def has_failed_task(shipper_id: ColumnElement[str]) -> ColumnElement[bool]:
+    """SQL: the shipper `shipper_id` (a column of the caller's query) has a failed task."""
+    return exists(select(tasks.c.task_id).where(tasks.c.shipper_id == shipper_id,
+                                                tasks.c.status == TaskStatus.FAILED))
+
+
+def _count_by_status(conn: Connection, *where: ColumnElement[bool]) -> dict[TaskStatus, int]:
+    counts = dict.fromkeys(TaskStatus, 0)
+    for status, count in conn.execute(select(tasks.c.status, func.count()).where(*where)
+                                      .group_by(tasks.c.status)):
+        counts[TaskStatus(status)] = int(count)
+    return counts
+
+
+@dataclass(frozen=True, slots=True)
+class ShipperProgress:
+    """How far a shipper's ledger has got."""
+
+    counts: dict[TaskStatus, int]  # every status, 0 if none
+    shipped_until_ms: int  # end of the newest window shipped with nothing pending before it
+    oldest_failed_ms: int | None  # start of the oldest failed window
+
+
+def progress_of(conn: Connection, shipper_id: str) -> ShipperProgress:
+    of_shipper = tasks.c.shipper_id == shipper_id
+    oldest_unfinished = conn.execute(select(func.min(tasks.c.range_start_ms)).where(
+        of_shipper, tasks.c.status != TaskStatus.SUCCESS)).scalar()
+    oldest_failed = conn.execute(select(func.min(tasks.c.range_start_ms)).where(
+        of_shipper, tasks.c.status == TaskStatus.FAILED)).scalar()
+    if oldest_unfinished is not None:
+        shipped_until = int(oldest_unfinished)
+    else:
+        shipped_until = int(conn.execute(select(func.max(tasks.c.range_end_ms))
+                                         .where(of_shipper)).scalar() or 0)
+    return ShipperProgress(_count_by_status(conn, of_shipper), shipped_until,
+                           None if oldest_failed is None else int(oldest_failed))
+
+
+@dataclass(frozen=True, slots=True)
+class RangeProgress:
+    """How much of a time range a shipper has shipped, from the tasks overlapping it."""
+
+    shipped_ms: int  # range time covered by successful windows
+    any_failed: bool
+    any_started: bool  # a window of the range left `wait` at least once
+    first_started_ms: int | None  # earliest run (or queueing) of a window of the range
+
+
+def range_progress(conn: Connection, shipper_id: str, first_ms: int,
+                   last_ms: int) -> RangeProgress:
+    """Progress over [first_ms, last_ms) (historical shipping, spec §7.6)."""
+    rows = conn.execute(select(tasks.c.status, tasks.c.range_start_ms, tasks.c.range_end_ms,
+                               tasks.c.run_start_ms).where(
+        tasks.c.shipper_id == shipper_id, tasks.c.range_start_ms < last_ms,
+        tasks.c.range_end_ms > first_ms)).all()
+    started = [r.run_start_ms for r in rows if r.run_start_ms is not None]
+    return RangeProgress(
+        shipped_ms=sum(min(r.range_end_ms, last_ms) - max(r.range_start_ms, first_ms)
+                       for r in rows if r.status == TaskStatus.SUCCESS),
+        any_failed=any(r.status == TaskStatus.FAILED for r in rows),
+        any_started=any(r.status != TaskStatus.WAIT for r in rows),
+        first_started_ms=min(started) if started else None)
+
+
+def task_leased_by(conn: Connection, lease_prefix: str) -> str | None:
+    """The running task whose lease token starts with `lease_prefix` (a worker's id)."""
+    found: str | None = conn.execute(select(tasks.c.task_id).where(
+        tasks.c.status == TaskStatus.RUNNING,
+        tasks.c.lease_owner.startswith(lease_prefix, autoescape=True)).limit(1)).scalar()
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class RunningTask:
+    task_id: str
+    shipper_id: str
+    range_start_ms: int
+    range_end_ms: int
+    attempts: int
+    lease_owner: str
+    lease_expires_ms: int
+    expired: bool  # its worker is gone or stalled; the next claim takes it over
+
+
+def running_tasks(conn: Connection, now: int) -> list[RunningTask]:
+    """Every running task of the deployment, the lease closest to expiry first."""
+    return [RunningTask(r.task_id, r.shipper_id, r.range_start_ms, r.range_end_ms, r.attempts,
+                        r.lease_owner or "", r.lease_expires_ms or 0,
+                        (r.lease_expires_ms or 0) < now)
+            for r in conn.execute(
+                select(tasks.c.task_id, tasks.c.shipper_id, tasks.c.range_start_ms,
+                       tasks.c.range_end_ms, tasks.c.attempts, tasks.c.lease_owner,
+                       tasks.c.lease_expires_ms)
+                .where(tasks.c.status == TaskStatus.RUNNING)
+                .order_by(tasks.c.lease_expires_ms))]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSummary:
+    counts: dict[TaskStatus, int]  # every status, 0 if none
+    due: int  # waiting tasks a worker may claim now
+    oldest_waiting_ms: int | None  # start of the oldest waiting window
+
+
+def queue_summary(conn: Connection, now: int) -> QueueSummary:
+    """The queue of the whole deployment."""
+    waiting = tasks.c.status == TaskStatus.WAIT
+    due = conn.execute(select(func.count()).select_from(tasks).where(
+        waiting, tasks.c.next_attempt_ms <= now)).scalar_one()
+    oldest = conn.execute(select(func.min(tasks.c.range_start_ms)).where(waiting)).scalar()
+    return QueueSummary(_count_by_status(conn), int(due),
+                        None if oldest is None else int(oldest))

@@ -21,10 +21,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, insert, select, text, update
+from sqlalchemy import Connection, Engine, create_engine, delete, insert, text, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
+from cls_shipper.shipping import ledger
 from cls_shipper.store import Database
 from cls_shipper.store.database import (
     LOCK_NAMESPACE,
@@ -32,7 +33,7 @@ from cls_shipper.store.database import (
     TCP_KEEPALIVES,
     postgres_options,
 )
-from cls_shipper.store.schema import nodes, tasks
+from cls_shipper.store.schema import nodes
 from cls_shipper.timefmt import now_ms
 
 log = logging.getLogger("cls_shipper.nodes")
@@ -79,11 +80,7 @@ class Heartbeat(threading.Thread):
                   "leader": bool(self._leader()) if self._leader else False}
         with self.db.begin() as conn:
             if self._lease_prefix is not None:
-                values["current_task_id"] = conn.execute(
-                    select(tasks.c.task_id).where(
-                        tasks.c.status == "running",
-                        tasks.c.lease_owner.startswith(self._lease_prefix, autoescape=True))
-                    .limit(1)).scalar()
+                values["current_task_id"] = ledger.task_leased_by(conn, self._lease_prefix)
             updated = conn.execute(update(nodes).where(nodes.c.node_id == self.node.node_id)
                                    .values(**values)).rowcount
             if not updated:

@@ -13,8 +13,7 @@ from cls_shipper.errors import ShippingError
 from cls_shipper.formats.encoder import encode_window
 from cls_shipper.ingest.decode import decompress
 from cls_shipper.model.naming import ObjectNaming
-from cls_shipper.model.objects import ObjectWriter
-from cls_shipper.model.shipper import ShipperConfig
+from cls_shipper.model.objects import ObjectWriter, ShippedObject
 from cls_shipper.shipping import ledger
 from cls_shipper.sinks import Sink
 from cls_shipper.store import Database
@@ -53,7 +52,7 @@ def ship(db: Database, sink: Sink, task: ledger.Claimed,
          max_part_raw_bytes: int | None = None,
          lease_lost: Callable[[], bool] = lambda: False) -> ledger.Outcome:
     """Ship one task's window; raises ShippingError with a message a user can act on."""
-    config = ShipperConfig.from_dict(task.config)
+    config = task.config
     naming = ObjectNaming.for_window(task.shipper_id, task.range_start_ms, config)
     reader = _WindowReader(db, task, lease_lost)
 
@@ -63,9 +62,9 @@ def ship(db: Database, sink: Sink, task: ledger.Claimed,
                                 storage_class=config.storage_type)
 
     result = encode_window(reader.payloads(), config, open_part, max_part_raw_bytes)
-    written = [{"key": part.written.key, "size": part.written.size, "md5": part.written.md5,
-                "sha256": part.written.sha256, "records": part.records,
-                "raw_bytes": part.raw_bytes} for part in result.parts]
+    written = [ShippedObject(key=part.written.key, size=part.written.size, md5=part.written.md5,
+                             sha256=part.written.sha256, records=part.records,
+                             raw_bytes=part.raw_bytes) for part in result.parts]
     return ledger.Outcome(
         records=result.records, records_filtered=result.records_filtered,
         bytes_in=result.raw_bytes, bytes_out=result.out_bytes,

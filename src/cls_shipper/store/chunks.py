@@ -24,6 +24,7 @@ from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cls_shipper.errors import Kinds, ServiceError
+from cls_shipper.model.task import TaskStatus
 from cls_shipper.store.database import Database
 from cls_shipper.store.schema import log_chunks, logsets, shippers, tasks, topics
 from cls_shipper.timefmt import now_ms
@@ -388,7 +389,7 @@ def expire_chunks(db: Database, now_ms: int, batch_size: int = 1000) -> int:
             .where(still_cutting).group_by(shippers.c.topic_id)).all())
         not_shipped = dict(conn.execute(
             select(tasks.c.topic_id, func.min(tasks.c.range_start_ms))
-            .where(tasks.c.status != "success").group_by(tasks.c.topic_id)).all())
+            .where(tasks.c.status != TaskStatus.SUCCESS).group_by(tasks.c.topic_id)).all())
     deleted = 0
     for topic_id, days in retention:
         if not days or days <= 0:

@@ -3,17 +3,24 @@ schema, migrations and queries."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import select
+import re
+from pathlib import Path
 
+import pytest
+from sqlalchemy import insert, select
+
+from cls_shipper.cli.status import read_status
 from cls_shipper.errors import ServiceError
+from cls_shipper.model.objects import ShippedObject
 from cls_shipper.model.shipper import ShipperConfig
+from cls_shipper.model.task import RunOutcome, Task, TaskStatus
 from cls_shipper.service import Context, logsets, shippers, tasks, topics
 from cls_shipper.service.shipper_rules import defaults
 from cls_shipper.settings import Settings
 from cls_shipper.shipping import ledger
 from cls_shipper.store import open_database, schema
 from cls_shipper.store.schema import topics as topics_table
+from cls_shipper.timefmt import now_ms
 
 
 @pytest.fixture()
@@ -198,3 +205,69 @@ def test_a_window_that_keeps_killing_its_worker_ends_failed(ctx: Context) -> Non
     failed = tasks.get_task(ctx, shipper_id, first.task_id)
     assert failed.status == "failed" and "stopped 2 times" in failed.message
     assert [r.outcome for r in failed.runs] == ["expired", "expired"]
+
+
+def test_a_shipped_task_reads_back_typed(ctx: Context) -> None:
+    _, shipper_id = _shipper(ctx, interval=5)
+    start = shippers.get(ctx, shipper_id).progress.next_window_ms
+    ledger.seal_topics(ctx.db, start + 6_000)
+    ledger.cut_windows(ctx.db, start + 6_000, "UTC+08:00")
+    task = ledger.claim(ctx.db, "w", start + 6_000, 10_000)
+    assert task is not None and task.config.time_zone == "UTC+08:00"
+    shipped = ShippedObject("p/a.gz", 10, "m" * 32, "s" * 64, records=3, raw_bytes=30)
+    assert ledger.succeed(ctx.db, task, start + 7_000,
+                          ledger.Outcome(3, 0, 30, 10, 0, 2, [shipped]))
+    detail = tasks.get_task(ctx, shipper_id, task.task_id)
+    assert detail.status is TaskStatus.SUCCESS and detail.objects == [shipped]
+    assert detail.config == task.config
+    assert [r.outcome for r in detail.runs] == [RunOutcome.SUCCESS]
+
+
+def test_a_listing_does_not_decode_what_it_does_not_show(ctx: Context) -> None:
+    topic, shipper_id = _shipper(ctx)
+    now = now_ms()
+    with ctx.db.begin() as conn:
+        # A config and objects no reader could decode: only the detail may touch them.
+        conn.execute(insert(schema.tasks).values(
+            task_id="t1", shipper_id=shipper_id, topic_id=topic, range_start_ms=now,
+            range_end_ms=now + 1_000, status="wait", message="", created_ms=now,
+            run_start_ms=now, config={}, objects=[{}], next_attempt_ms=now))
+    listed = tasks.list_tasks(ctx, shipper_id, now - 1, now + 1)
+    assert [(type(t), t.task_id, t.status) for t in listed] == [(Task, "t1", TaskStatus.WAIT)]
+
+
+def test_retry_with_the_current_config_keeps_the_window_zone(ctx: Context) -> None:
+    _, shipper_id = _shipper(ctx, interval=5)
+    start = shippers.get(ctx, shipper_id).progress.next_window_ms
+    ledger.seal_topics(ctx.db, start + 6_000)
+    ledger.cut_windows(ctx.db, start + 6_000, "UTC+08:00")
+    task = ledger.claim(ctx.db, "w", start + 6_000, 10_000)
+    assert task is not None
+    ledger.fail(ctx.db, task, start + 7_000, "bucket 'b-1' does not exist (10001)",
+                transient=False, max_attempts=5, retry_base_ms=1_000)
+    shippers.modify(ctx, shipper_id, "legacy", {"bucket": "b-2"})
+    tasks.retry(ctx, shipper_id, task.task_id, reload_config=True)
+    retried = tasks.get_task(ctx, shipper_id, task.task_id)
+    assert retried.status is TaskStatus.WAIT
+    assert (retried.config.bucket, retried.config.time_zone) == ("b-2", "UTC+08:00")
+
+
+def test_status_counts_every_state(ctx: Context) -> None:
+    _, shipper_id = _shipper(ctx, interval=5)
+    start = shippers.get(ctx, shipper_id).progress.next_window_ms
+    ledger.seal_topics(ctx.db, start + 11_000)
+    ledger.cut_windows(ctx.db, start + 11_000, "UTC")
+    task = ledger.claim(ctx.db, "w", start + 11_000, 10_000)
+    assert task is not None
+    with ctx.db.read() as conn:
+        status = read_status(conn, start + 12_000, postgres=False)
+    assert status.queue == {"wait": 1, "running": 1, "success": 0, "failed": 0}
+    assert status.due == 1 and [t.task_id for t in status.running] == [task.task_id]
+
+
+def test_only_the_ledger_writes_the_task_tables() -> None:
+    writes = re.compile(r"\b(insert|update|delete)\((tasks|task_runs)\b")
+    package = Path(ledger.__file__).parents[1]
+    writers = {path.relative_to(package).as_posix() for path in package.rglob("*.py")
+               if writes.search(path.read_text())}
+    assert writers == {"shipping/ledger.py"}

@@ -8,6 +8,7 @@ from typing import Any
 from cls_shipper.api.fieldmap import LEGACY_TIME, Field, FieldMap, each, nested, wrapped
 from cls_shipper.api.task_view import is_queued
 from cls_shipper.model.shipper import ContentInfo, FilterRule, ParquetKey
+from cls_shipper.model.task import TaskStatus
 from cls_shipper.service.shipper_rules import check_csv, check_json
 
 CONTENT = FieldMap(make=ContentInfo, fields=[
@@ -71,7 +72,7 @@ SHIPPER: FieldMap[Any] = FieldMap(fields=[
 
 def _status(task: Any) -> Any:
     # API 3.0 has no `wait` (spec §8.6): a queued task is still in progress.
-    return "running" if is_queued(task) else task.status
+    return TaskStatus.RUNNING if is_queued(task) else task.status
 
 
 # int64 fields as JSON numbers: the SDK models declare them `int` and the typed SDKs (Go
