@@ -3,7 +3,8 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean sanitize fuzz
+FUZZ_SECONDS ?= 60
 
 # The C extension (src/cls_shipper/_wire.c) is built by the editable install: rebuild on change.
 $(STAMP): pyproject.toml src/cls_shipper/_wire.c
@@ -29,6 +30,18 @@ bench: $(STAMP)
 	$(PY) bench/ingest.py
 	$(PY) bench/ship.py
 	$(PY) bench/scale.py
+
+# The C extension built with AddressSanitizer and UBSan (gcc, in a temporary directory) under
+# its differential tests and the encoder tests; any report fails.
+sanitize: $(STAMP)
+	PYTHON=$(PY) tests/fuzz/sanitize.sh
+
+# Coverage-guided differential fuzzing of both C walks (libFuzzer through atheris, clang
+# build with ASan), FUZZ_SECONDS per walk; a finding fails and is kept in fuzz-artifacts/.
+fuzz: $(STAMP)
+	command -v clang >/dev/null || (apt-get update -qq && apt-get install -y -qq clang)
+	$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install -q 'atheris>=3.0.0'
+	PYTHON=$(PY) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/fuzz.sh
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,11 @@
  * protobuf groups, invalid UTF-8 in map keys, times beyond orjson's integer range); the
  * caller then runs the Python path, so the decision is always the Python one.
  *
+ * The CLS limits and the time units come from Python: ingest/native.py calls configure() once
+ * on import with the values of ingest/schema.py and timefmt.py, and both walks refuse to run
+ * before. The protobuf tags stay compile-time constants, because the walks switch on them;
+ * configure() checks them against the schema's field table instead.
+ *
  * Every read is bounds-checked against the end of the enclosing message; no input can make
  * this code read outside the buffer. Neither walk touches Python objects, so both run without
  * the GIL. */
@@ -24,10 +29,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define MAX_LOGS_PER_GROUP 10000
-#define MAX_VALUE_BYTES (1u << 20)
-#define MAX_GROUP_VALUE_BYTES (5u << 20)
 
 /* Outcomes of the C walks, turned into Python exceptions once the GIL is back. */
 enum {
@@ -61,6 +62,28 @@ static inline Reader reader_of(Span s)
     return (Reader){s.p, s.p + s.n};
 }
 
+/* --- configuration: the module's state ------------------------------------------------- */
+
+/* What configure() was handed. Set once per module object, read-only afterwards: the walks
+ * read it without the GIL. */
+typedef struct {
+    int configured;
+    uint64_t max_logs_per_group;
+    uint64_t max_value_bytes;
+    uint64_t max_group_value_bytes;
+    int64_t time_ms_low, time_ms_high; /* Log.time below: seconds; from high on: microseconds */
+    Span *allowed_keys; /* underscore content keys accepted: one block, the keys' bytes after */
+    size_t allowed_count;
+} Config;
+
+static PyObject *not_configured(void)
+{
+    PyErr_SetString(PyExc_RuntimeError,
+                    "cls_shipper._wire is not configured: import it from "
+                    "cls_shipper.ingest.native, which hands it the CLS limits");
+    return NULL;
+}
+
 /* next_field runs for every field and read_entry for every key/value pair; at -O2 GCC keeps
  * them out of line, which cost the scan about 30% (and read_entry's `validate` would stay a
  * runtime test). */
@@ -82,6 +105,43 @@ static inline Reader reader_of(Span s)
 /* A field number and wire type as one value, so that one compare (or one switch case)
  * matches both: a declared field sent with another wire type is an unknown field to upb. */
 #define TAG(field, wire_type) ((uint32_t)(field) << 3 | (uint32_t)(wire_type))
+
+/* The tags the walks read (ingest/schema.py's MESSAGES; configure() checks every one). */
+enum {
+    LIST_GROUP = TAG(1, WT_LEN),        /* LogGroupList.logGroupList */
+    GROUP_LOG = TAG(1, WT_LEN),         /* LogGroup.logs */
+    GROUP_CONTEXT_FLOW = TAG(2, WT_LEN),
+    GROUP_FILENAME = TAG(3, WT_LEN),
+    GROUP_SOURCE = TAG(4, WT_LEN),
+    GROUP_LOG_TAG = TAG(5, WT_LEN),     /* LogGroup.logTags */
+    GROUP_HOSTNAME = TAG(6, WT_LEN),
+    LOG_TIME = TAG(1, WT_VARINT),
+    LOG_CONTENT = TAG(2, WT_LEN),       /* Log.contents */
+    LOG_COLLECT_TIME = TAG(3, WT_VARINT), /* skipped like any unread field */
+    PAIR_KEY = TAG(1, WT_LEN),          /* Log.Content and LogTag alike */
+    PAIR_VALUE = TAG(2, WT_LEN),
+};
+
+static const struct {
+    const char *name; /* "Message.field", as ingest/schema.py's wire_tags() names it */
+    uint32_t tag;
+} SCHEMA_TAGS[] = {
+    {"LogGroupList.logGroupList", LIST_GROUP},
+    {"LogGroup.logs", GROUP_LOG},
+    {"LogGroup.contextFlow", GROUP_CONTEXT_FLOW},
+    {"LogGroup.filename", GROUP_FILENAME},
+    {"LogGroup.source", GROUP_SOURCE},
+    {"LogGroup.logTags", GROUP_LOG_TAG},
+    {"LogGroup.hostname", GROUP_HOSTNAME},
+    {"Log.time", LOG_TIME},
+    {"Log.contents", LOG_CONTENT},
+    {"Log.collectTime", LOG_COLLECT_TIME},
+    {"Log.Content.key", PAIR_KEY},
+    {"Log.Content.value", PAIR_VALUE},
+    {"LogTag.key", PAIR_KEY},
+    {"LogTag.value", PAIR_VALUE},
+};
+#define SCHEMA_TAG_COUNT (sizeof SCHEMA_TAGS / sizeof SCHEMA_TAGS[0])
 
 /* A varint of at most `max_bytes` bytes. upb's limits: 10 bytes for values, 5 for tags and
  * lengths; it ignores bits beyond 64 in a 10th byte, as the unsigned shift here does. */
@@ -274,9 +334,9 @@ static ALWAYS_INLINE int read_entry(Span msg, int validate, Span *key, Span *val
     *keep = 1;
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
-        if (f.tag == TAG(1, WT_LEN))
+        if (f.tag == PAIR_KEY)
             *key = f.bytes;
-        else if (f.tag == TAG(2, WT_LEN))
+        else if (f.tag == PAIR_VALUE)
             *value = f.bytes;
         else {
             *keep = 0;
@@ -291,9 +351,10 @@ static ALWAYS_INLINE int read_entry(Span msg, int validate, Span *key, Span *val
 /* --- scan_log_group_list --------------------------------------------------------------- */
 
 typedef struct {
+    Config cfg;
     uint64_t logs;
     Py_ssize_t groups;
-    Py_ssize_t logs_err_group; /* first group above 10,000 logs, or -1 */
+    Py_ssize_t logs_err_group; /* first group above the logs limit, or -1 */
     uint64_t logs_err_count;
     Py_ssize_t value_err_group; /* first group breaking a value limit, or -1 */
     int value_err_is_total;
@@ -308,27 +369,34 @@ typedef struct {
 /* Per LogGroup: what the value limits need. */
 typedef struct {
     uint64_t total;
-    int value_err; /* a value above 1 MiB was seen in this group */
+    int value_err; /* a value above the value limit was seen in this group */
     uint64_t value_err_size;
     const uint8_t *value_err_key;
     size_t value_err_key_len;
 } GroupScan;
+
+static int allowed_key(const Config *cfg, Span key)
+{
+    for (size_t i = 0; i < cfg->allowed_count; i++)
+        if (cfg->allowed_keys[i].n == key.n && memcmp(cfg->allowed_keys[i].p, key.p, key.n) == 0)
+            return 1;
+    return 0;
+}
 
 static int scan_content(Span msg, Scan *sc, GroupScan *g)
 {
     Span key, value;
     int keep; /* at ingest Content is a plain message: its unknown fields are just skipped */
     TRY(read_entry(msg, 1, &key, &value, &keep));
-    if (value.n > MAX_VALUE_BYTES && !g->value_err) {
+    if (value.n > sc->cfg.max_value_bytes && !g->value_err) {
         g->value_err = 1;
         g->value_err_size = value.n;
         g->value_err_key = key.p;
         g->value_err_key_len = key.n;
     }
     g->total += value.n;
-    /* `__CONTENT__` is CLS's key for a raw line; every other `_` key is reserved. */
-    if (key.n > 0 && key.p[0] == '_' && sc->key_err_group < 0 &&
-        !(key.n == 11 && memcmp(key.p, "__CONTENT__", 11) == 0)) {
+    /* `_` keys are reserved, but for the few allowed (`__CONTENT__`, a raw line). */
+    if (key.n > 0 && key.p[0] == '_' && sc->key_err_group < 0 && !allowed_key(&sc->cfg, key)) {
         sc->key_err_group = sc->groups;
         sc->key_err_key = key.p;
         sc->key_err_key_len = key.n;
@@ -343,7 +411,7 @@ static int scan_log(Span msg, Scan *sc, GroupScan *g)
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
         /* time and collectTime are int64 varints: nothing to check beyond the wire */
-        if (f.tag == TAG(2, WT_LEN))
+        if (f.tag == LOG_CONTENT)
             TRY(scan_content(f.bytes, sc, g));
     }
     return WIRE_OK;
@@ -360,28 +428,28 @@ static int scan_group(Span msg, Scan *sc)
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
         switch (f.tag) {
-        case TAG(1, WT_LEN):
+        case GROUP_LOG:
             logs++;
             TRY(scan_log(f.bytes, sc, &g));
             break;
-        case TAG(5, WT_LEN): /* a LogTag: only its strings are checked */
+        case GROUP_LOG_TAG: /* only its strings are checked */
             TRY(read_entry(f.bytes, 1, &key, &value, &keep));
             break;
-        case TAG(2, WT_LEN): /* contextFlow, filename, source, hostname */
-        case TAG(3, WT_LEN):
-        case TAG(4, WT_LEN):
-        case TAG(6, WT_LEN):
+        case GROUP_CONTEXT_FLOW:
+        case GROUP_FILENAME:
+        case GROUP_SOURCE:
+        case GROUP_HOSTNAME:
             TRY(check_utf8(f.bytes));
             break;
         }
     }
     sc->logs += logs;
-    if (logs > MAX_LOGS_PER_GROUP && sc->logs_err_group < 0) {
+    if (logs > sc->cfg.max_logs_per_group && sc->logs_err_group < 0) {
         sc->logs_err_group = sc->groups;
         sc->logs_err_count = logs;
     }
     /* Python checks group by group, a group's values in order, then its total. */
-    if (sc->value_err_group < 0 && (g.value_err || g.total > MAX_GROUP_VALUE_BYTES)) {
+    if (sc->value_err_group < 0 && (g.value_err || g.total > sc->cfg.max_group_value_bytes)) {
         sc->value_err_group = sc->groups;
         sc->value_err_is_total = !g.value_err;
         sc->value_err_size = g.value_err ? g.value_err_size : g.total;
@@ -397,7 +465,7 @@ static int scan_list(Span msg, Scan *sc)
     Field f = {0};
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
-        if (f.tag == TAG(1, WT_LEN)) {
+        if (f.tag == LIST_GROUP) {
             TRY(scan_group(f.bytes, sc));
             sc->groups++;
         }
@@ -430,11 +498,14 @@ static PyObject *key_repr(const uint8_t *key, size_t len)
 
 static PyObject *scan_log_group_list(PyObject *self, PyObject *arg)
 {
-    (void)self;
+    const Config *cfg = PyModule_GetState(self);
+    if (!cfg->configured)
+        return not_configured();
     Py_buffer view;
     if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
         return NULL;
     Scan sc = {0};
+    sc.cfg = *cfg;
     sc.logs_err_group = sc.value_err_group = sc.key_err_group = -1;
     Span body = {(const uint8_t *)view.buf, (size_t)view.len};
     int rc;
@@ -450,28 +521,28 @@ static PyObject *scan_log_group_list(PyObject *self, PyObject *arg)
                                         "string in it is not valid UTF-8)"));
     } else if (sc.logs_err_group >= 0) {
         raise_scan("LogSizeExceed",
-                   PyUnicode_FromFormat("log group %zd holds %llu logs; at most %d are allowed",
+                   PyUnicode_FromFormat("log group %zd holds %llu logs; at most %llu are allowed",
                                         sc.logs_err_group,
                                         (unsigned long long)sc.logs_err_count,
-                                        MAX_LOGS_PER_GROUP));
+                                        (unsigned long long)cfg->max_logs_per_group));
     } else if (sc.logs == 0) {
         raise_scan("InvalidContent", PyUnicode_FromString("the upload holds no logs"));
     } else if (sc.value_err_group >= 0 && sc.value_err_is_total) {
         raise_scan("LogSizeExceed",
-                   PyUnicode_FromFormat("log group %zd holds %llu bytes of values; at most %u "
+                   PyUnicode_FromFormat("log group %zd holds %llu bytes of values; at most %llu "
                                         "are allowed",
                                         sc.value_err_group,
                                         (unsigned long long)sc.value_err_size,
-                                        MAX_GROUP_VALUE_BYTES));
+                                        (unsigned long long)cfg->max_group_value_bytes));
     } else if (sc.value_err_group >= 0) {
         PyObject *repr = key_repr(sc.value_err_key, sc.value_err_key_len);
         if (repr != NULL) {
             raise_scan("LogSizeExceed",
                        PyUnicode_FromFormat("a value of key %U in log group %zd is %llu bytes; "
-                                            "at most %u are allowed",
+                                            "at most %llu are allowed",
                                             repr, sc.value_err_group,
                                             (unsigned long long)sc.value_err_size,
-                                            MAX_VALUE_BYTES));
+                                            (unsigned long long)cfg->max_value_bytes));
             Py_DECREF(repr);
         }
     } else if (sc.key_err_group >= 0) {
@@ -709,6 +780,7 @@ typedef struct {
     size_t client_ip_len;
     int meta_enabled[META_COUNT];
     int timestamp;
+    int64_t time_ms_low, time_ms_high; /* from Config */
     /* outputs */
     Buf out;
     Vec ends;       /* size_t: end offset of each record in `out` */
@@ -722,17 +794,17 @@ typedef struct {
 
 /* Log.time in ms (timefmt.normalise_log_time_ms), as decimal digits; WIRE_TIME if orjson could
  * not write it (below -2**63 once multiplied: Python's path raises there). */
-static int format_time(int64_t t, char *digits, size_t *len)
+static int format_time(const Encoder *e, int64_t t, char *digits, size_t *len)
 {
     int64_t ms;
-    if (t < 100000000000LL) {
+    if (t < e->time_ms_low) {
         if (t < INT64_MIN / 1000)
             return WIRE_TIME;
         ms = t * 1000;
-    } else if (t < 100000000000000LL) {
+    } else if (t < e->time_ms_high) {
         ms = t;
     } else {
-        ms = t / 1000; /* t is positive here: truncation is floor division */
+        ms = t / 1000; /* t is positive here (configure() checks): truncation is floor division */
     }
     char tmp[24];
     size_t n = 0;
@@ -762,9 +834,9 @@ static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_
     int keep;
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
-        if (f.tag == TAG(1, WT_VARINT)) {
+        if (f.tag == LOG_TIME) {
             time = f.value;
-        } else if (f.tag == TAG(2, WT_LEN)) {
+        } else if (f.tag == LOG_CONTENT) {
             TRY(read_entry(f.bytes, 0, &key, &value, &keep));
             if (!keep)
                 continue;
@@ -781,7 +853,7 @@ static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_
     if (e->timestamp) {
         /* int64 from the varint's two's complement, as upb reads it */
         int64_t t = time > INT64_MAX ? -(int64_t)(~time) - 1 : (int64_t)time;
-        TRY(format_time(t, digits, &digits_len));
+        TRY(format_time(e, t, digits, &digits_len));
         Pair *p = vec_push(&e->pairs);
         if (p == NULL)
             return WIRE_NOMEM;
@@ -876,20 +948,20 @@ static int encode_group(Encoder *e, Span msg)
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
         switch (f.tag) {
-        case TAG(1, WT_LEN): {
+        case GROUP_LOG: {
             Span *log = vec_push(&e->logs);
             if (log == NULL)
                 return WIRE_NOMEM;
             *log = f.bytes;
             break;
         }
-        case TAG(3, WT_LEN):
+        case GROUP_FILENAME:
             meta_span[META_FILENAME] = f.bytes;
             break;
-        case TAG(4, WT_LEN):
+        case GROUP_SOURCE:
             meta_span[META_SOURCE] = f.bytes;
             break;
-        case TAG(5, WT_LEN):
+        case GROUP_LOG_TAG:
             TRY(read_entry(f.bytes, 0, &key, &value, &keep));
             if (keep) {
                 Pair *t = vec_push(&e->tags);
@@ -898,7 +970,7 @@ static int encode_group(Encoder *e, Span msg)
                 *t = (Pair){key.p, key.n, value.p, value.n, tag_order++, 0};
             }
             break;
-        case TAG(6, WT_LEN):
+        case GROUP_HOSTNAME:
             meta_span[META_HOSTNAME] = f.bytes;
             break;
         }
@@ -974,7 +1046,7 @@ static int encode_list(Encoder *e, Span msg)
     Field f = {0};
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
-        if (f.tag == TAG(1, WT_LEN))
+        if (f.tag == LIST_GROUP)
             TRY(encode_group(e, f.bytes));
     }
     return WIRE_OK;
@@ -1010,7 +1082,9 @@ static PyObject *size_list(const Vec *v)
 
 static PyObject *encode_json_lines(PyObject *self, PyObject *args)
 {
-    (void)self;
+    const Config *cfg = PyModule_GetState(self);
+    if (!cfg->configured)
+        return not_configured();
     Py_buffer view;
     PyObject *client_ip, *meta_fields;
     int enable_tag;
@@ -1022,6 +1096,8 @@ static PyObject *encode_json_lines(PyObject *self, PyObject *args)
     e.ends.size = e.group_ends.size = sizeof(size_t);
     e.logs.size = sizeof(Span);
     e.tags.size = e.pairs.size = sizeof(Pair);
+    e.time_ms_low = cfg->time_ms_low;
+    e.time_ms_high = cfg->time_ms_high;
     PyObject *result = NULL;
     Py_ssize_t ip_len;
     const char *ip = PyUnicode_AsUTF8AndSize(client_ip, &ip_len);
@@ -1084,9 +1160,116 @@ done:
     return result;
 }
 
+/* --- configure ------------------------------------------------------------------------- */
+
+/* Every tag the walks read must be the schema's, and the schema must hold no field they do
+ * not know of: a new string field would go unchecked for UTF-8 by the scanner. */
+static int check_tags(PyObject *tags)
+{
+    if (!PyDict_Check(tags)) {
+        PyErr_SetString(PyExc_TypeError, "tags must be a dict of \"Message.field\" -> tag");
+        return -1;
+    }
+    for (size_t i = 0; i < SCHEMA_TAG_COUNT; i++) {
+        PyObject *value = PyDict_GetItemString(tags, SCHEMA_TAGS[i].name);
+        long long tag = value != NULL && PyLong_Check(value) ? PyLong_AsLongLong(value) : -1;
+        if (tag == -1 && PyErr_Occurred())
+            return -1;
+        if (tag != (long long)SCHEMA_TAGS[i].tag) {
+            PyErr_Format(PyExc_ValueError,
+                         "_wire.c reads %s as tag %u (field %u, wire type %u) but the schema "
+                         "has %R: _wire.c must follow ingest/schema.py",
+                         SCHEMA_TAGS[i].name, SCHEMA_TAGS[i].tag, SCHEMA_TAGS[i].tag >> 3,
+                         SCHEMA_TAGS[i].tag & 7, value != NULL ? value : Py_None);
+            return -1;
+        }
+    }
+    if ((size_t)PyDict_Size(tags) != SCHEMA_TAG_COUNT) {
+        PyErr_Format(PyExc_ValueError,
+                     "the schema has %zd fields, _wire.c knows %zu: _wire.c must follow "
+                     "ingest/schema.py",
+                     PyDict_Size(tags), (size_t)SCHEMA_TAG_COUNT);
+        return -1;
+    }
+    return 0;
+}
+
+/* The allowed keys as UTF-8, copied into one block owned by the module state. */
+static int copy_keys(PyObject *keys, Config *cfg)
+{
+    PyObject *seq = PySequence_Fast(keys, "allowed_underscore_keys must be a sequence of str");
+    if (seq == NULL)
+        return -1;
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
+    size_t bytes = (size_t)count * sizeof(Span);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t len;
+        if (PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(seq, i), &len) == NULL) {
+            Py_DECREF(seq);
+            return -1;
+        }
+        bytes += (size_t)len;
+    }
+    Span *spans = malloc(bytes ? bytes : 1);
+    if (spans == NULL) {
+        Py_DECREF(seq);
+        PyErr_NoMemory();
+        return -1;
+    }
+    uint8_t *at = (uint8_t *)(spans + count);
+    for (Py_ssize_t i = 0; i < count; i++) {
+        Py_ssize_t len;
+        const char *key = PyUnicode_AsUTF8AndSize(PySequence_Fast_GET_ITEM(seq, i), &len);
+        memcpy(at, key, (size_t)len);
+        spans[i] = (Span){at, (size_t)len};
+        at += len;
+    }
+    Py_DECREF(seq);
+    cfg->allowed_keys = spans;
+    cfg->allowed_count = (size_t)count;
+    return 0;
+}
+
+static PyObject *configure(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"max_logs_per_group", "max_value_bytes", "max_group_value_bytes",
+                             "allowed_underscore_keys", "time_ms_low", "time_ms_high", "tags",
+                             NULL};
+    Config *cfg = PyModule_GetState(self);
+    long long logs, value, group, low, high;
+    PyObject *keys, *tags;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "LLLOLLO:configure", kwlist, &logs, &value,
+                                     &group, &keys, &low, &high, &tags))
+        return NULL;
+    /* The walks read the state without the GIL: it must never change under them. */
+    if (cfg->configured) {
+        PyErr_SetString(PyExc_RuntimeError, "cls_shipper._wire is configured already");
+        return NULL;
+    }
+    if (logs <= 0 || value <= 0 || group <= 0 || low <= 0 || high <= low) {
+        PyErr_SetString(PyExc_ValueError, "the limits must be positive and time_ms_low < "
+                                          "time_ms_high");
+        return NULL;
+    }
+    if (check_tags(tags) < 0 || copy_keys(keys, cfg) < 0)
+        return NULL;
+    cfg->max_logs_per_group = (uint64_t)logs;
+    cfg->max_value_bytes = (uint64_t)value;
+    cfg->max_group_value_bytes = (uint64_t)group;
+    cfg->time_ms_low = low;
+    cfg->time_ms_high = high;
+    cfg->configured = 1;
+    Py_RETURN_NONE;
+}
+
 /* --- module ---------------------------------------------------------------------------- */
 
 static PyMethodDef methods[] = {
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
+     "configure(*, max_logs_per_group, max_value_bytes, max_group_value_bytes, "
+     "allowed_underscore_keys, time_ms_low, time_ms_high, tags)\n\nHand the module the CLS "
+     "limits, the Log.time units and the schema's tags (checked against the C walks'); once, "
+     "before any walk. ingest/native.py does it on import."},
     {"scan_log_group_list", scan_log_group_list, METH_O,
      "scan_log_group_list(buf) -> (logs, groups)\n\nValidate an uploaded LogGroupList as "
      "ingest.decode.check_protobuf does; raise ScanError(kind, message) or Unsupported."},
@@ -1123,9 +1306,16 @@ static PyModuleDef_Slot slots[] = {
     {0, NULL},
 };
 
+static void module_free(void *module)
+{
+    Config *cfg = PyModule_GetState((PyObject *)module);
+    if (cfg != NULL)
+        free(cfg->allowed_keys);
+}
+
 static struct PyModuleDef module_def = {
-    PyModuleDef_HEAD_INIT, "_wire", "Fast walks over CLS LogGroupList protobuf bytes.", 0,
-    methods, slots, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "_wire", "Fast walks over CLS LogGroupList protobuf bytes.",
+    sizeof(Config), methods, slots, NULL, NULL, module_free,
 };
 
 PyMODINIT_FUNC PyInit__wire(void)

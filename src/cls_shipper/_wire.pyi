@@ -9,6 +9,16 @@ class ScanError(ValueError):
 class Unsupported(ValueError):
     """Input whose outcome the Python path decides."""
 
+def configure(
+    *,
+    max_logs_per_group: int,
+    max_value_bytes: int,
+    max_group_value_bytes: int,
+    allowed_underscore_keys: Sequence[str],
+    time_ms_low: int,
+    time_ms_high: int,
+    tags: dict[str, int],
+) -> None: ...
 def scan_log_group_list(buf: Any, /) -> tuple[int, int]: ...
 def encode_json_lines(
     buf: Any, client_ip: str, meta_fields: Sequence[str], enable_tag: bool, /

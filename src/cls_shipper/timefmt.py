@@ -43,10 +43,15 @@ def parse_utc_offset(text: str) -> tzinfo:
     return timezone(-offset if body[3] == "-" else offset)
 
 
+# Log.time in ms lies in [MS_LOW, MS_HIGH): below ~ year 5138 in seconds, above 1973 in ms.
+MS_LOW = 100_000_000_000
+MS_HIGH = 100_000_000_000_000
+
+
 def normalise_log_time_ms(value: int) -> int:
     """CLS `Log.time` may be seconds, milliseconds or microseconds (spec §5.3): by magnitude."""
-    if value < 100_000_000_000:  # below ~ year 5138 in seconds, above 1973 in ms
+    if value < MS_LOW:
         return value * 1000
-    if value < 100_000_000_000_000:
+    if value < MS_HIGH:
         return value
     return value // 1000

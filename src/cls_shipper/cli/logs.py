@@ -19,7 +19,8 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from cls_shipper.cli.common import CredentialsDir, Endpoint, signed_client
 from cls_shipper.errors import ClientError
 from cls_shipper.ingest import cls_pb
-from cls_shipper.ingest.decode import MAX_GROUP_VALUE_BYTES, compress_lz4
+from cls_shipper.ingest.decode import compress_lz4
+from cls_shipper.ingest.schema import MAX_GROUP_VALUE_BYTES
 
 console = Console(stderr=True)
 app = typer.Typer(no_args_is_help=True, help="Read a topic's logs from a running server.")

@@ -35,13 +35,9 @@ from cls_shipper.formats.jsonlines import JsonLinesEncoder
 from cls_shipper.formats.memory import tune_allocator
 from cls_shipper.formats.parquetfmt import ParquetEncoder, ParquetFile, ParquetRows
 from cls_shipper.formats.records import Batch, iter_batches
+from cls_shipper.ingest.native import wire as _wire  # None without a compiler
 from cls_shipper.model.objects import ObjectWriter, WrittenObject
 from cls_shipper.model.shipper import LEGACY_JSON, JsonInfo, ShipperConfig, check_combination
-
-try:
-    from cls_shipper import _wire
-except ImportError:  # built without a compiler: the Python encoders do all the work
-    _wire = None  # type: ignore[assignment]
 
 __all__ = ["PartResult", "WindowResult", "encode_window"]
 

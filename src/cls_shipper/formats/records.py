@@ -5,12 +5,12 @@ contents as a dict, and its group's metadata. Reading upb attributes is the domi
 shipping (each access builds a Python object), so a group's records are read once, in tight
 comprehensions, into plain lists that the later stages share.
 
-Chunks are parsed with a read-only view of the CLS schema in which `Log.contents` and
-`LogGroup.logTags` are `map<string, string>`. The wire format is identical (a map entry is a
-message with key = 1 and value = 2, exactly like `Log.Content` and `LogTag`), and turning a
-map into a dict needs no wrapper object per Content: measured 3.2 µs instead of 5.4 µs per
-12-field record, the largest single cost of shipping. The price is that the
-upload order of a record's keys is lost (upb iterates maps in a per-process hash order), so
+Chunks are parsed with the read-only view of the CLS schema (ingest/schema.py) in which
+`Log.contents` and `LogGroup.logTags` are `map<string, string>`. The wire format is identical
+(a map entry is a message with key = 1 and value = 2, exactly like `Log.Content` and
+`LogTag`), and turning a map into a dict needs no wrapper object per Content: measured 3.2 µs
+instead of 5.4 µs per 12-field record, the largest single cost of shipping. The price is that
+the upload order of a record's keys is lost (upb iterates maps in a per-process hash order), so
 encoders that care about key order sort keys. A repeated key keeps its last value, as a dict
 built from the Content list would."""
 
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError
 
 from cls_shipper.errors import CorruptChunkError
-from cls_shipper.timefmt import normalise_log_time_ms
+from cls_shipper.ingest.schema import message_classes
+from cls_shipper.timefmt import MS_HIGH, MS_LOW, normalise_log_time_ms
 
 SOURCE = "__SOURCE__"
 FILENAME = "__FILENAME__"
@@ -35,49 +35,7 @@ CONTENT = "__CONTENT__"  # an ordinary content key: full-text logs store their l
 TAG = "__TAG__"
 TAG_PREFIX = "__TAG__."  # `__TAG__.name` addresses one tag, as CLS search does
 
-# Log.time in ms lies in this range; anything outside is seconds or microseconds.
-_MS_LOW = 100_000_000_000
-_MS_HIGH = 100_000_000_000_000
-
-def _read_schema() -> descriptor_pb2.FileDescriptorProto:
-    """The CLS messages of cls_pb, restricted to what shipping reads, with maps (see above).
-    Field numbers are the SDKs' (spec §5.3); fields not declared here are skipped."""
-    f = descriptor_pb2.FieldDescriptorProto
-    file = descriptor_pb2.FileDescriptorProto(name="cls_shipper_read.proto",
-                                              package="cls_read", syntax="proto2")
-
-    def add(message: descriptor_pb2.DescriptorProto, name: str, number: int, kind: int,
-            label: int = f.LABEL_OPTIONAL, type_name: str = "") -> None:
-        field = message.field.add(name=name, number=number, type=kind, label=label)
-        if type_name:
-            field.type_name = type_name
-
-    def string_map(message: descriptor_pb2.DescriptorProto, name: str, number: int) -> None:
-        entry = message.nested_type.add(name=name.capitalize() + "Entry")
-        entry.options.map_entry = True
-        add(entry, "key", 1, f.TYPE_STRING)
-        add(entry, "value", 2, f.TYPE_STRING)
-        add(message, name, number, f.TYPE_MESSAGE, f.LABEL_REPEATED,
-            f".cls_read.{message.name}.{entry.name}")
-
-    log = file.message_type.add(name="Log")
-    add(log, "time", 1, f.TYPE_INT64)
-    string_map(log, "contents", 2)
-    group = file.message_type.add(name="LogGroup")
-    add(group, "logs", 1, f.TYPE_MESSAGE, f.LABEL_REPEATED, ".cls_read.Log")
-    add(group, "filename", 3, f.TYPE_STRING)
-    add(group, "source", 4, f.TYPE_STRING)
-    string_map(group, "logTags", 5)
-    add(group, "hostname", 6, f.TYPE_STRING)
-    group_list = file.message_type.add(name="LogGroupList")
-    add(group_list, "logGroupList", 1, f.TYPE_MESSAGE, f.LABEL_REPEATED, ".cls_read.LogGroup")
-    return file
-
-
-_pool = descriptor_pool.DescriptorPool()
-_pool.Add(_read_schema())
-_LogGroupList: Any = message_factory.GetMessageClass(
-    _pool.FindMessageTypeByName("cls_read.LogGroupList"))
+_LogGroupList: Any = message_classes("read")["LogGroupList"]
 
 M = TypeVar("M")
 _CONTENTS = attrgetter("contents")
@@ -129,7 +87,7 @@ def iter_batches(payload: bytes, client_ip: str) -> Iterator[Batch]:
         rows: list[dict[str, str]] = [{k: m[k] for k in m} for m in map(_CONTENTS, logs)]
         times: list[int] = [log.time for log in logs]
         # Nearly every chunk is uniformly in ms; check the extremes instead of every value.
-        if min(times) < _MS_LOW or max(times) >= _MS_HIGH:
+        if min(times) < MS_LOW or max(times) >= MS_HIGH:
             times = list(map(normalise_log_time_ms, times))
         tag_map = group.logTags
         tags = {k: tag_map[k] for k in tag_map} if tag_map else {}

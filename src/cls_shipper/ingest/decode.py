@@ -21,28 +21,25 @@ from typing import Any
 import lz4.block
 import orjson
 import zstandard
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
 
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.ingest import cls_pb
+from cls_shipper.ingest.native import wire as _wire
+from cls_shipper.ingest.schema import (
+    ALLOWED_UNDERSCORE_KEYS,
+    MAX_GROUP_VALUE_BYTES,
+    MAX_LOGS_PER_GROUP,
+    MAX_VALUE_BYTES,
+    MiB,
+    message_classes,
+    wire_tags,
+)
 from cls_shipper.timefmt import now_ms
 
-try:
-    from cls_shipper import _wire
-except ImportError:  # built without a compiler: the Python validator below does the work
-    _wire = None  # type: ignore[assignment]
-
-MiB = 1 << 20
-MAX_LOGS_PER_GROUP = 10_000
-MAX_GROUP_VALUE_BYTES = 5 * MiB
-MAX_VALUE_BYTES = 1 * MiB
 # No size travels with an LZ4 block, so decompression needs a bound: far above what the
 # limits allow in practice (a few 5 MiB groups), low enough that a bomb cannot hurt.
 MAX_RAW_BYTES = 64 * MiB
-# `__CONTENT__` is CLS's own key for an unstructured line (minimalist_log); it is the one
-# underscore key accepted, so raw lines can be uploaded the way LogListener sends them.
-ALLOWED_UNDERSCORE_KEYS = frozenset({"__CONTENT__"})
 
 CODECS = ("lz4", "zstd", "deflate", "none")
 
@@ -142,49 +139,9 @@ def compress_lz4(raw: bytes) -> bytes:
 
 
 # --- Validation parse ------------------------------------------------------------------------
-# The same messages as cls_pb, declared proto3: field numbers and wire types are identical, so
-# it parses the same bytes, but proto3 strings are checked for valid UTF-8 while parsing (the
-# proto2 classes hand back undecodable strings as bytes, which would break every reader later)
-# and it parses ~1.8x faster than proto2 under upb. Required-field presence is not checked on
-# this path (a Log without `time` reads back as time 0), as the real parsers are lenient too.
+# The proto3 view of the schema: UTF-8 checked while parsing (see ingest/schema.py).
 
-def _validation_classes() -> Any:
-    f = descriptor_pb2.FieldDescriptorProto
-    fd = descriptor_pb2.FileDescriptorProto(name="cls_shipper_cls_check.proto",
-                                            package="clscheck", syntax="proto3")
-
-    def add(msg: Any, name: str, number: int, ftype: int, repeated: bool = False,
-            type_name: str = "") -> None:
-        label = f.LABEL_REPEATED if repeated else f.LABEL_OPTIONAL
-        field = msg.field.add(name=name, number=number, type=ftype, label=label)
-        if type_name:
-            field.type_name = type_name
-
-    log = fd.message_type.add(name="Log")
-    content = log.nested_type.add(name="Content")
-    add(content, "key", 1, f.TYPE_STRING)
-    add(content, "value", 2, f.TYPE_STRING)
-    add(log, "time", 1, f.TYPE_INT64)
-    add(log, "contents", 2, f.TYPE_MESSAGE, True, ".clscheck.Log.Content")
-    add(log, "collectTime", 3, f.TYPE_INT64)
-    tag = fd.message_type.add(name="LogTag")
-    add(tag, "key", 1, f.TYPE_STRING)
-    add(tag, "value", 2, f.TYPE_STRING)
-    group = fd.message_type.add(name="LogGroup")
-    add(group, "logs", 1, f.TYPE_MESSAGE, True, ".clscheck.Log")
-    add(group, "contextFlow", 2, f.TYPE_STRING)
-    add(group, "filename", 3, f.TYPE_STRING)
-    add(group, "source", 4, f.TYPE_STRING)
-    add(group, "logTags", 5, f.TYPE_MESSAGE, True, ".clscheck.LogTag")
-    add(group, "hostname", 6, f.TYPE_STRING)
-    group_list = fd.message_type.add(name="LogGroupList")
-    add(group_list, "logGroupList", 1, f.TYPE_MESSAGE, True, ".clscheck.LogGroup")
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(fd)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("clscheck.LogGroupList"))
-
-
-CheckedLogGroupList: Any = _validation_classes()
+CheckedLogGroupList: Any = message_classes("checked")["LogGroupList"]
 
 # A content key is field 1 (tag byte 0x0a) of Log.Content, then a varint length, then the key.
 # Any key starting with "_" therefore shows up as 0x0a, 1-5 length bytes, "_". Split in two
@@ -192,9 +149,13 @@ CheckedLogGroupList: Any = _validation_classes()
 # 0x0a). Non-minimal tag encodings (0x8a 0x80.. 0x00, legal but never sent by an SDK) are
 # caught by the third pattern, so the prefilter never misses a key; it only over-reports
 # (tag keys, values with a newline two bytes before "_"), and the exact walk settles those.
-_KEY_SHORT = re.compile(rb"\x0a[\x00-\x7f]_", re.S)
-_KEY_LONG = re.compile(rb"\x0a[\x80-\xff]{1,4}[\x00-\x7f]_", re.S)
-_ODD_TAG = re.compile(rb"\x8a[\x80\x00]", re.S)
+_TAGS = wire_tags()
+_KEY_TAG = _TAGS["Log.Content.key"]
+assert _KEY_TAG < 0x80, "the prefilter below expects a one-byte key tag"
+_KEY_SHORT = re.compile(re.escape(bytes([_KEY_TAG])) + rb"[\x00-\x7f]_", re.S)
+_KEY_LONG = re.compile(re.escape(bytes([_KEY_TAG])) + rb"[\x80-\xff]{1,4}[\x00-\x7f]_", re.S)
+_ODD_TAG = re.compile(re.escape(bytes([_KEY_TAG | 0x80])) + rb"[\x80\x00]", re.S)
+_GROUP_TAG = _TAGS["LogGroupList.logGroupList"]
 
 
 def _may_have_underscore_key(raw: bytes) -> bool:
@@ -211,7 +172,7 @@ def _group_wire_sizes(raw: bytes) -> list[int] | None:
         wire_type = tag & 7
         if wire_type == 2:
             length, pos = _varint(raw, pos)
-            if tag >> 3 == 1:
+            if tag == _GROUP_TAG:
                 sizes.append(length)
             pos += length
         elif wire_type == 0:

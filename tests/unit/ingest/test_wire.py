@@ -20,12 +20,8 @@ from cls_shipper.errors import CorruptChunkError, Kinds, ServiceError
 from cls_shipper.formats.jsonlines import JsonLinesEncoder
 from cls_shipper.formats.records import iter_batches
 from cls_shipper.ingest import decode
+from cls_shipper.ingest.native import wire as _wire
 from cls_shipper.model.shipper import LEGACY_JSON, JsonInfo
-
-try:
-    from cls_shipper import _wire
-except ImportError:
-    _wire = None  # type: ignore[assignment]
 
 
 @pytest.fixture(autouse=True)
