@@ -40,7 +40,6 @@ sanitize: $(STAMP)
 # build with ASan), FUZZ_SECONDS per walk; a finding fails and is kept in fuzz-artifacts/.
 fuzz: $(STAMP)
 	command -v clang >/dev/null || (apt-get update -qq && apt-get install -y -qq clang)
-	$(PY) -c 'import atheris' 2>/dev/null || $(PY) -m pip install -q 'atheris>=3.0.0'
 	PYTHON=$(PY) FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/fuzz.sh
 
 clean:
