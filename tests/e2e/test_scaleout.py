@@ -276,3 +276,24 @@ def test_claims_take_turns_between_shippers(database_url: str) -> None:
     assert first is not None and second is not None
     assert {first.shipper_id, second.shipper_id} == {busy, other}
     ctx.db.dispose()
+
+
+def test_status_names_the_leader_of_its_own_database(
+        tmp_path: Path, fresh_postgres: str, s3_server: S3TestServer) -> None:
+    """Two deployments on one PostgreSQL server, each in its own database: each one's status
+    names its own scheduler leader, never the other's (advisory locks are per database)."""
+    base = postgres_base()
+    names: list[str] = []
+    other_url = create_postgres_database(base, names)
+    leader = node(tmp_path / "a", fresh_postgres, s3_server, "scheduler")
+    try:
+        leader.start(timeout=60)
+        assert leader.proc is not None
+        wait_for("the scheduler to lead",
+                 lambda: status_json(fresh_postgres)["leader"] is not None)
+        assert status_json(fresh_postgres)["leader"].endswith(f":{leader.proc.pid}")
+        open_database(other_url).dispose()  # the other deployment's schema, no node running
+        assert status_json(other_url)["leader"] is None
+    finally:
+        leader.stop()
+        drop_postgres_databases(base, names)

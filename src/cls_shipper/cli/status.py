@@ -69,7 +69,10 @@ def read_status(conn: Connection, now: int, postgres: bool) -> Status:
             "SELECT a.pid, a.application_name, host(a.client_addr) AS client_addr"
             " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
             " WHERE l.locktype = 'advisory' AND l.classid = :ns AND l.objid = :key"
-            " AND l.objsubid = 2 AND l.granted"),
+            " AND l.objsubid = 2 AND l.granted"
+            # Advisory locks belong to one database; another deployment on the same server
+            # holds its own scheduler lock.
+            " AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"),
             {"ns": LOCK_NAMESPACE, "key": SCHEDULER_LOCK}).first()
         if row is not None:
             lock_holder = {"backend_pid": row.pid, "application_name": row.application_name,

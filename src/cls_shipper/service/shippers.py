@@ -13,6 +13,7 @@ from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.ids import new_id
 from cls_shipper.model.shipper import Api, ContentInfo, ShipperConfig
 from cls_shipper.model.task import TaskStatus
+from cls_shipper.model.windows import align_down
 from cls_shipper.service import topics as topic_service
 from cls_shipper.service.context import Context
 from cls_shipper.service.shipper_rules import validate
@@ -75,11 +76,6 @@ class Shipper:
         if not self.effective:
             return TASK_STATUS_STOPPED
         return TASK_STATUS_EXCEPTION if self.progress.failed else TASK_STATUS_RUNNING
-
-
-def align_down(ms: int, interval_s: int) -> int:
-    step = interval_s * 1000
-    return ms - ms % step
 
 
 def create(ctx: Context, config: ShipperConfig, api: Api, *, start_ms: int = 0,
