@@ -122,7 +122,7 @@ def test_local_rejects_path_traversal(tmp_path: Path, key: str) -> None:
     assert list(tmp_path.rglob("*")) == []
 
 
-@pytest.mark.parametrize("bucket", ["..", "a/b", "", ".hidden", "a..b"])
+@pytest.mark.parametrize("bucket", ["..", "a/b", "", ".hidden", "a..b", "abc\n"])
 def test_local_rejects_bad_bucket(tmp_path: Path, bucket: str) -> None:
     with pytest.raises(SinkError) as info:
         LocalSink(tmp_path).open_writer(bucket, "k", content_type="text/plain")
