@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # 300 to 900 are accepted; below 300 any whole number of seconds from here up to 900 is.
     min_interval: int = Field(default=300, ge=1, le=900)
     secret_id: str | None = None
-    secret_key: str | None = None
+    secret_key: str | None = Field(default=None, repr=False)
     database_url: str | None = None
     object_store: str | None = None
     role: Role = "all"

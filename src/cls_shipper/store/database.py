@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -106,6 +108,17 @@ def advisory_lock(db: Database, key: int) -> Iterator[None]:
             conn.commit()
 
 
+SQLITE_SUFFIXES = ("", "-wal", "-shm")
+
+
+def _owner_only(path: str) -> None:
+    """The database file and SQLite's -wal and -shm beside it: 0600, whoever created them
+    and with whatever umask (the database holds every SecretKey)."""
+    for suffix in SQLITE_SUFFIXES:
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            os.chmod(path + suffix, 0o600)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # isolation_level=None: the driver must not open transactions behind our back, so that
     # `BEGIN IMMEDIATE` above is the transaction.
@@ -128,10 +141,13 @@ def make_engine(url: str, pool: PoolSize = API_POOL,
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_engine(url, poolclass=NullPool if path == ":memory:" else None,
                                connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        if path and path != ":memory:":
+            # After the pragmas: switching to WAL is what creates the -wal and -shm files.
+            event.listen(engine, "connect", lambda *_: _owner_only(path))
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
