@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=0, le=64)
     # Largest accepted request body (bytes) outside log upload.
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    # Largest accepted request line plus headers (bytes); larger heads get 431.
+    max_header_bytes: int = Field(default=32 << 10, ge=4096)
     # Largest accepted upload body (bytes, compressed as sent).
     max_upload_bytes: int = Field(default=16 << 20, ge=1024)
     # Allowed clock skew for signatures, seconds.

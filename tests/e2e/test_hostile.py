@@ -3,7 +3,10 @@ and leave nothing behind."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,3 +49,59 @@ def test_v3_refuses_a_newline_in_bucket_or_prefix(server: ServerProcess,
     shipper_id = v3_json(server, "CreateShipper", base)["ShipperId"]
     error = v3_json(server, "ModifyShipper", {"ShipperId": shipper_id, **override})["Error"]
     assert error["Code"] == "InvalidParameterValue", error
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_a_100_kb_header_is_refused(server: ServerProcess, client: LegacyClient) -> None:
+    resp = client.raw("GET", "/logsets", headers={"X-Pad": "a" * 100_000})
+    assert resp.status_code == 431
+    assert resp.json()["errorcode"] == "InvalidParam"
+    assert "MAX_HEADER_BYTES" in resp.json()["errormessage"]
+    # A 100 KB SecretId is refused the same way, before any lookup.
+    resp = LegacyClient(server.base_url, secret_id="A" * 100_000).raw("GET", "/logsets")
+    assert resp.status_code == 431
+    # Headers of an ordinary size still work, on a fresh connection.
+    assert client.raw("GET", "/logsets", headers={"X-Pad": "a" * 8_000}).status_code == 200
+
+
+def test_a_head_that_never_ends_is_cut_off(server: ServerProcess) -> None:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(b"GET /logsets HTTP/1.1\r\nHost: x\r\nX-Pad: ")
+        answer = b""
+        with contextlib.suppress(ConnectionError):
+            for _ in range(200):  # 1.6 MB at most, far beyond the limit
+                sock.sendall(b"a" * 8192)
+        with contextlib.suppress(ConnectionError):
+            while chunk := sock.recv(65536):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 431 ")
+
+
+def test_unknown_secret_ids_do_not_grow_the_server(tmp_path: Path) -> None:
+    proc = ServerProcess(tmp_path / "data")
+    proc.start()
+    try:
+        assert proc.proc is not None
+        client = LegacyClient(proc.base_url)
+        # Warm up: the first requests load code and fill pools that are not growth.
+        for i in range(300):
+            client.secret_id = f"AKIDwarm{i}"
+            client.raw("GET", "/logsets")
+        before = _rss_kib(proc.proc.pid)
+        # Each SecretId ~20 KB (under the header limit) and distinct: 3,000 of them were
+        # 60 MB held for ever by an unbounded cache.
+        pad = "x" * 20_000
+        for i in range(3_000):
+            client.secret_id = f"AKID{i}{pad}"
+            resp = client.raw("GET", "/logsets")
+            assert resp.status_code == 401, resp.text
+        growth_mib = (_rss_kib(proc.proc.pid) - before) / 1024
+        assert growth_mib < 25, growth_mib
+    finally:
+        proc.stop()

@@ -19,6 +19,7 @@ from cls_shipper.auth import keys as key_store
 from cls_shipper.cli import demo as demo_module
 from cls_shipper.cli.client import find_credentials
 from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
+from cls_shipper.cli.http_limits import header_limited
 from cls_shipper.service import Context
 from cls_shipper.settings import Settings
 from cls_shipper.shipping.runtime import Engine
@@ -132,6 +133,7 @@ def serve(
                                  args=(settings, secret_id, secret_key, stop)).start()
             app = create_app(settings, ctx)
             uvicorn.run(app, host=settings.host, port=settings.port,
+                        http=header_limited(settings.max_header_bytes),
                         log_level=settings.log_level, access_log=False)
         else:
             # A worker or scheduler node has no HTTP surface: run until told to stop. It is
