@@ -4,15 +4,19 @@ and leave nothing behind."""
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.e2e.test_ingest import lz4_body, make_group, make_list, upload
 from tests.helpers.server import ApiError, LegacyClient, ServerProcess
-from tests.helpers.v3 import v3_json
+from tests.helpers.v3 import signed_post, v3_json
 
 NEWLINE_FIELDS = [{"bucket": "abc\n"}, {"prefix": "a/\n"}, {"prefix": "\n"}]
 
@@ -103,5 +107,52 @@ def test_unknown_secret_ids_do_not_grow_the_server(tmp_path: Path) -> None:
             assert resp.status_code == 401, resp.text
         growth_mib = (_rss_kib(proc.proc.pid) - before) / 1024
         assert growth_mib < 25, growth_mib
+    finally:
+        proc.stop()
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB tmpfs (root only: elsewhere the test is skipped)."""
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {done.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_database_disk_is_named_in_the_upload_answer(tmp_path: Path,
+                                                          small_disk: Path) -> None:
+    database = small_disk / "cls-shipper.db"
+    proc = ServerProcess(tmp_path / "data", args=["--database-url", f"sqlite:///{database}"])
+    proc.start()
+    try:
+        client = LegacyClient(proc.base_url)
+        logset = client.call("POST", "/logset", json={"logset_name": "ls", "period": 7})
+        topic = client.call("POST", "/topic", json={"logset_id": logset["logset_id"],
+                                                    "topic_name": "t"})["topic_id"]
+        # Incompressible records: 2 MiB fill within a few dozen uploads.
+        group = make_group([{"m": os.urandom(48_000).hex()}])
+        for _ in range(200):
+            resp = upload(client, topic, lz4_body(make_list(group)))
+            if resp.status_code != 200:
+                break
+        assert resp.status_code == 500, resp.text
+        assert resp.json() == {
+            "errorcode": "InternalError",
+            "errormessage": f"the log store could not commit: the disk of the SQLite "
+                            f"{database} is full"}
+        answer = signed_post(proc, "UploadLog", lz4_body(make_list(group)),
+                             content_type="application/x-protobuf",
+                             extra_headers={"X-CLS-TopicId": topic,
+                                            "X-CLS-CompressType": "lz4"})
+        error = answer.json()["Response"]["Error"]
+        assert error["Code"] == "InternalError", error
+        assert error["Message"] == resp.json()["errormessage"]
     finally:
         proc.stop()

@@ -88,6 +88,33 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def describe(self) -> str:
+        """Which database this is, for messages: the SQLite file, or PostgreSQL's host and
+        database name (never the user or password of its URL)."""
+        url = self.engine.url
+        if self.is_sqlite:
+            return f"SQLite {url.database or ':memory:'}"
+        where = f"{url.host or 'localhost'}{f':{url.port}' if url.port else ''}"
+        return f"PostgreSQL database {url.database!r} on {where}"
+
+
+# SQLite's result code for a full disk (or a database at its max_page_count).
+SQLITE_FULL = 13
+# PostgreSQL's SQLSTATE disk_full.
+PG_DISK_FULL = "53100"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a database error (SQLAlchemy's, or the driver's under it) says the disk is
+    full."""
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+        return True
+    if getattr(orig, "sqlstate", None) == PG_DISK_FULL:
+        return True
+    text = str(orig)
+    return "database or disk is full" in text or "could not extend file" in text
+
 
 @contextmanager
 def advisory_lock(db: Database, key: int) -> Iterator[None]:
