@@ -4,6 +4,7 @@
     ├── ServiceError                a rule was broken; `kind` carries the legacy code and HTTP
     │                               status (spec §2.4) and the API 3.0 code (spec §7.9)
     ├── ClientError                 a CLS API answered a client (the CLI) with an error
+    ├── SettingsError               a server setting is unknown (a typo) or invalid
     └── ShippingError               a window could not be shipped; `code` is the console code a
         │                           task records (spec §8.6), `transient` whether a retry may help
         ├── SinkError               the object store failed (sinks/)
@@ -112,6 +113,11 @@ class ClientError(ClsShipperError):
         self.status = status
         self.code = code
         self.message = message
+
+
+class SettingsError(ClsShipperError):
+    """A setting in the TOML file or a `CLS_SHIPPER_*` variable is unknown or invalid: the
+    server does not start on settings it would otherwise silently ignore."""
 
 
 class TaskCode(IntEnum):

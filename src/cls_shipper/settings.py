@@ -3,19 +3,32 @@ TOML file (`--config` or `CLS_SHIPPER_CONFIG`), which overrides the defaults bel
 
 from __future__ import annotations
 
+import difflib
+import os
 import tomllib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from cls_shipper.errors import SettingsError
+
 Role = Literal["all", "api", "worker", "scheduler"]
+# The levels both the logging module and uvicorn know.
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+ENV_PREFIX = "CLS_SHIPPER_"
+DATABASE_FILE = "cls-shipper.db"
+# `CLS_SHIPPER_*` variables that are not server settings: the settings file itself, the
+# client commands' endpoint, and the test suite's own (they are exported in the shell that
+# runs the tests and the servers it starts).
+OTHER_VARIABLES = frozenset({"config", "endpoint", "sdk_venv", "test_database_url"})
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="CLS_SHIPPER_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
 
     host: str = "127.0.0.1"
     port: int = Field(default=9400, ge=0, le=65535)
@@ -25,13 +38,15 @@ class Settings(BaseSettings):
     # 300 to 900 are accepted; below 300 any whole number of seconds from here up to 900 is.
     min_interval: int = Field(default=300, ge=1, le=900)
     secret_id: str | None = None
-    secret_key: str | None = None
+    secret_key: str | None = Field(default=None, repr=False)
     database_url: str | None = None
     object_store: str | None = None
     role: Role = "all"
     workers: int = Field(default=1, ge=0, le=64)
     # Largest accepted request body (bytes) outside log upload.
     max_body_bytes: int = Field(default=1 << 20, ge=1024)
+    # Largest accepted request line plus headers (bytes); larger heads get 431.
+    max_header_bytes: int = Field(default=32 << 10, ge=4096)
     # Largest accepted upload body (bytes, compressed as sent).
     max_upload_bytes: int = Field(default=16 << 20, ge=1024)
     # Allowed clock skew for signatures, seconds.
@@ -40,11 +55,16 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
     retry_base_seconds: float = Field(default=2.0, gt=0)
-    log_level: str = "info"
+    log_level: LogLevel = "info"
     # Quotas (spec §2.4 defaults): logsets in all, topics per logset, shippers per topic.
     quota_logsets: int = Field(default=20, ge=1)
     quota_topics: int = Field(default=10, ge=1)
     quota_shippers: int = Field(default=10, ge=1)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lower_level(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("timezone")
     @classmethod
@@ -63,7 +83,7 @@ class Settings(BaseSettings):
     def db_url(self) -> str:
         if self.database_url:
             return self.database_url
-        return f"sqlite:///{(self.data_dir / 'cls-shipper.db').resolve()}"
+        return f"sqlite:///{(self.data_dir / DATABASE_FILE).resolve()}"
 
     @property
     def object_store_url(self) -> str:
@@ -72,17 +92,65 @@ class Settings(BaseSettings):
         return (self.data_dir / "buckets").resolve().as_uri()
 
 
+def _closest(name: str, valid: Iterable[str]) -> str | None:
+    close = difflib.get_close_matches(name, sorted(valid), n=1)
+    return close[0] if close else None
+
+
+_SEE_ALL = "; every setting is listed in the operations guide (docs/operations.md#settings)"
+
+
+def check_names(file_keys: Iterable[str], config_file: Path | None,
+                environ: Mapping[str, str]) -> None:
+    """Refuse a key of the settings file or a `CLS_SHIPPER_*` variable that names no
+    setting: a typo would otherwise leave the default in force without a word."""
+    fields = set(Settings.model_fields)
+    for key in file_keys:
+        name = key.replace("-", "_")
+        if name not in fields:
+            close = _closest(name, fields)
+            raise SettingsError(f"unknown setting {key!r} in {config_file}"
+                                + (f"; did you mean {close!r}?" if close else _SEE_ALL))
+    for variable in sorted(environ):
+        # pydantic-settings reads the variables case-insensitively, so the check does too.
+        if not variable.upper().startswith(ENV_PREFIX):
+            continue
+        name = variable[len(ENV_PREFIX):].lower()
+        if name not in fields and name not in OTHER_VARIABLES:
+            close = _closest(name, fields | OTHER_VARIABLES)
+            raise SettingsError(
+                f"unknown variable {variable}"
+                + (f"; did you mean {ENV_PREFIX}{close.upper()}?" if close else _SEE_ALL))
+
+
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from defaults < TOML file < environment < explicit overrides (None = unset)."""
+    """Settings from defaults < TOML file < environment < explicit overrides (None = unset).
+    Raises SettingsError for an unknown name or an invalid value, OSError for an unreadable
+    file."""
     file_values: dict[str, Any] = {}
+    file_keys: list[str] = []
     if config_file is not None:
-        with config_file.open("rb") as fh:
-            raw = tomllib.load(fh)
+        try:
+            with config_file.open("rb") as fh:
+                raw = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{config_file} is not valid TOML: {exc}") from None
+        file_keys = list(raw)
         file_values = {k.replace("-", "_"): v for k, v in raw.items()}
-    env_settings = Settings()
-    merged = {**file_values}
-    for name in Settings.model_fields:
-        if name in env_settings.model_fields_set:
-            merged[name] = getattr(env_settings, name)
-    merged.update({k: v for k, v in overrides.items() if v is not None})
-    return Settings.model_validate({**merged})
+    check_names(file_keys, config_file, os.environ)
+    try:
+        env_settings = Settings()
+        merged = {**file_values}
+        for name in Settings.model_fields:
+            if name in env_settings.model_fields_set:
+                merged[name] = getattr(env_settings, name)
+        merged.update({k: v for k, v in overrides.items() if v is not None})
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line per bad setting, naming it (pydantic's own text carries URLs and types)."""
+    return "; ".join(f"{'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
+                     for error in exc.errors())

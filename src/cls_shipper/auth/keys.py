@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 import string
 import threading
-import time
 from dataclasses import dataclass
 
+from cachetools import TTLCache
 from sqlalchemy import insert, select, update
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
@@ -16,6 +16,8 @@ from cls_shipper.store.schema import access_keys
 from cls_shipper.timefmt import now_ms
 
 _ALPHABET = string.ascii_letters + string.digits
+MAX_SECRET_ID = 64
+MAX_SECRET_KEY = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +38,8 @@ def _new_pair() -> tuple[str, str]:
 def create_key(db: Database, description: str = "",
                pair: tuple[str, str] | None = None) -> AccessKey:
     secret_id, secret_key = pair or _new_pair()
-    if not secret_id or not secret_key or len(secret_id) > 64 or len(secret_key) > 128:
+    if (not secret_id or not secret_key or len(secret_id) > MAX_SECRET_ID
+            or len(secret_key) > MAX_SECRET_KEY):
         raise invalid("SecretId/SecretKey must be 1-64 / 1-128 characters")
     row = AccessKey(secret_id, secret_key, True, description, now_ms())
     with db.begin() as conn:
@@ -83,24 +86,41 @@ def ensure_root_key(db: Database, secret_id: str | None,
 
 class KeyCache:
     """SecretId -> SecretKey with a short TTL, so signature checks skip the database while a
-    disabled key stops working within `ttl` seconds."""
+    disabled key stops working within `ttl` seconds.
 
-    def __init__(self, db: Database, ttl: float = 5.0) -> None:
+    Both sides are bounded in size as well as in time: unknown SecretIds come from anyone who
+    can reach the port, so they live in their own smaller cache (a flood of them evicts only
+    other unknown ids, never the keys in use), and an id longer than any key's is answered
+    without a lookup or an entry."""
+
+    def __init__(self, db: Database, ttl: float = 5.0, max_keys: int = 10_000,
+                 max_unknown: int = 1_000) -> None:
         self._db = db
-        self._ttl = ttl
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[str | None, float]] = {}
+        self._known: TTLCache[str, str] = TTLCache(maxsize=max_keys, ttl=ttl)
+        self._unknown: TTLCache[str, bool] = TTLCache(maxsize=max_unknown, ttl=ttl)
+
+    def __len__(self) -> int:
+        """Entries held (expired ones not yet evicted included): bounded by the sizes."""
+        with self._lock:
+            return len(self._known) + len(self._unknown)
 
     def lookup(self, secret_id: str) -> str | None:
-        now = time.monotonic()
+        if not secret_id or len(secret_id) > MAX_SECRET_ID:
+            return None
         with self._lock:
-            hit = self._cache.get(secret_id)
-        if hit is not None and hit[1] > now:
-            return hit[0]
+            known = self._known.get(secret_id)
+            if known is not None:
+                return known
+            if secret_id in self._unknown:
+                return None
         with self._db.read() as conn:
             row = conn.execute(select(access_keys.c.secret_key, access_keys.c.enabled)
                                .where(access_keys.c.secret_id == secret_id)).first()
-        value = row.secret_key if row is not None and row.enabled else None
+        value: str | None = row.secret_key if row is not None and row.enabled else None
         with self._lock:
-            self._cache[secret_id] = (value, now + self._ttl)
+            if value is None:
+                self._unknown[secret_id] = True
+            else:
+                self._known[secret_id] = value
         return value

@@ -11,8 +11,8 @@ import typer
 from rich.console import Console
 
 from cls_shipper.cli.client import ClsClient, find_credentials
-from cls_shipper.errors import ClientError
-from cls_shipper.settings import Settings, load_settings
+from cls_shipper.errors import ClientError, SettingsError
+from cls_shipper.settings import DATABASE_FILE, Settings, load_settings
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory "
                                               "(database, keys, local buckets).")]
@@ -26,8 +26,18 @@ DatabaseUrl = Annotated[str | None, typer.Option("--database-url",
 def settings_from(config: Path | None, **overrides: object) -> Settings:
     try:
         return load_settings(config, **overrides)
-    except (ValueError, OSError) as exc:
-        raise typer.BadParameter(str(exc)) from None
+    except SettingsError as exc:
+        raise typer.BadParameter(exc.message) from None
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read the settings file: {exc}") from None
+
+
+def require_database(settings: Settings) -> None:
+    """Commands that work on an existing server's data refuse a data directory without a
+    database: opening it would create a new, empty one that no server uses."""
+    if settings.database_url is None and not (settings.data_dir / DATABASE_FILE).exists():
+        raise typer.BadParameter(f"no database in {settings.data_dir.resolve()} "
+                                 "(give --data-dir or --database-url)")
 
 
 # ---- client commands (talk to a running server) ----

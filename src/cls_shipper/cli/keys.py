@@ -9,7 +9,13 @@ from rich.console import Console
 from rich.table import Table
 
 from cls_shipper.auth import keys as key_store
-from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
+from cls_shipper.cli.common import (
+    ConfigFile,
+    DatabaseUrl,
+    DataDir,
+    require_database,
+    settings_from,
+)
 from cls_shipper.errors import ServiceError
 from cls_shipper.store import Database, open_database
 from cls_shipper.timefmt import format_legacy
@@ -21,6 +27,9 @@ console = Console()
 def _db(data_dir: DataDir, config: ConfigFile,
         database_url: DatabaseUrl) -> tuple[Database, object]:
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
+    # A key created in a new, empty database would be printed as if it worked, but no
+    # server would know it.
+    require_database(settings)
     return open_database(settings.db_url), settings.zone
 
 

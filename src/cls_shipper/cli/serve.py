@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import stat
 import threading
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +19,7 @@ from cls_shipper.auth import keys as key_store
 from cls_shipper.cli import demo as demo_module
 from cls_shipper.cli.client import find_credentials
 from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
+from cls_shipper.cli.http_limits import header_limited
 from cls_shipper.service import Context
 from cls_shipper.settings import Settings
 from cls_shipper.shipping.runtime import Engine
@@ -34,12 +37,30 @@ console = Console(stderr=True)
 CREDENTIALS_FILE = "credentials.toml"
 
 
+log = logging.getLogger("cls_shipper.serve")
+
+
 def write_credentials(data_dir: Path, secret_id: str, secret_key: str) -> Path:
     path = data_dir / CREDENTIALS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f'secret_id = "{secret_id}"\nsecret_key = "{secret_key}"\n')
-    path.chmod(0o600)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Created 0600 (not chmodded after writing), so the key is never readable by others.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f'secret_id = "{secret_id}"\nsecret_key = "{secret_key}"\n')
+    path.chmod(0o600)  # a file left by an older version may be looser
     return path
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create the data directory for this user only (it holds every secret key); warn about
+    an existing one others can read, without changing what an operator chose."""
+    if not data_dir.exists():
+        data_dir.mkdir(mode=0o700, parents=True)
+        return
+    mode = stat.S_IMODE(data_dir.stat().st_mode)
+    if mode & 0o077:
+        log.warning("data directory %s has mode %04o: other users can reach the database "
+                    "and its secret keys; run chmod 700 on it", data_dir.resolve(), mode)
 
 
 def pool_for(role: str) -> PoolSize:
@@ -50,7 +71,7 @@ def pool_for(role: str) -> PoolSize:
 
 def prepare(settings: Settings) -> Context:
     """Open and migrate the database and make sure a root key exists."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    prepare_data_dir(settings.data_dir)
     db = open_database(settings.db_url, pool=pool_for(settings.role),
                        application_name=f"cls-shipper {settings.role}")
     ctx = Context(db, settings)
@@ -62,11 +83,12 @@ def prepare(settings: Settings) -> Context:
         generated = key_store.ensure_root_key(ctx.db, settings.secret_id, settings.secret_key)
     if generated is not None:
         path = write_credentials(settings.data_dir, generated.secret_id, generated.secret_key)
+        # Standard error is the server's log: the SecretKey stays in the 0600 file.
         console.print(
             "[bold]Generated a root access key[/bold] (stored in the database and in "
-            f"{path}):\n  SecretId:  {generated.secret_id}\n  SecretKey: {generated.secret_key}\n"
-            "Sign requests with it like any CLS SDK, or export CLS_SHIPPER_SECRET_ID / "
-            "CLS_SHIPPER_SECRET_KEY for the cls-shipper CLI.")
+            f"{path}, mode 0600, with its SecretKey):\n  SecretId:  {generated.secret_id}\n"
+            "The cls-shipper CLI reads it from there (--data-dir); SDKs sign with the pair "
+            "from that file.")
     return ctx
 
 
@@ -95,6 +117,9 @@ def serve(
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo's requests are noise
+    # Files the server creates are this user's only: SQLite creates its -wal and -shm files
+    # (and the local buckets their objects) with the process umask.
+    os.umask(0o077)
     ctx = prepare(settings)
     engine = Engine(settings, ctx.db)
     stop = threading.Event()
@@ -108,6 +133,7 @@ def serve(
                                  args=(settings, secret_id, secret_key, stop)).start()
             app = create_app(settings, ctx)
             uvicorn.run(app, host=settings.host, port=settings.port,
+                        http=header_limited(settings.max_header_bytes),
                         log_level=settings.log_level, access_log=False)
         else:
             # A worker or scheduler node has no HTTP surface: run until told to stop. It is

@@ -124,8 +124,10 @@ class ObjectNaming:
         """Matches the keys of every part `key` can give this window, and no other."""
         first = self.key(0, first_offset)
         stem = first[:len(first) - len(self.extension) - (0 if self.filename_mode == 1 else 1)]
-        parts = r"(?:-\d+)?" if self.filename_mode == 1 else r"\d+"
-        return re.compile(re.escape(stem) + parts + re.escape(self.extension) + "$")
+        # ASCII digits only (`\d` takes any Unicode digit) and `\Z`, not `$`, which would
+        # also accept a key ending in a newline: callers `match` whole keys with it.
+        parts = r"(?:-[0-9]+)?" if self.filename_mode == 1 else r"[0-9]+"
+        return re.compile(re.escape(stem) + parts + re.escape(self.extension) + r"\Z")
 
     def listing_prefix(self, first_offset: int) -> str:
         """The prefix to list to find every object `pattern` can match (its directory)."""

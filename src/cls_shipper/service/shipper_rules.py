@@ -30,8 +30,9 @@ from cls_shipper.timefmt import parse_utc_offset
 # API 3.0 allows only these escape characters for CSV (spec §7.8).
 V3_ESCAPE_CHARS = ("'", '"', "")
 MAX_FILTER_RULES = 5
-_PREFIX_RE = re.compile(r"^[0-9A-Za-z\-_/]{0,256}$")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+_PREFIX_RE = re.compile(r"[0-9A-Za-z\-_/]{0,256}")
+# Whole values are checked with fullmatch: `$` also matches before a trailing newline.
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]")
 # strftime directives that render the same on every platform.
 _STRFTIME_OK = set("YmdHMSyjUWaAbBpIz%")
 
@@ -52,14 +53,14 @@ def check_string(name: str, value: Any, *, limit: int = 255, empty: bool = False
 
 def check_bucket(value: Any) -> str:
     bucket = check_string("bucket", value, limit=63)
-    if not _BUCKET_RE.match(bucket) or ".." in bucket:
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
         raise invalid("bucket must be a bucket name: 3-63 lowercase letters, digits, '.' or '-' "
                       "(e.g. test-1250000001)")
     return bucket
 
 
 def check_prefix(value: Any) -> str:
-    if not isinstance(value, str) or not _PREFIX_RE.match(value):
+    if not isinstance(value, str) or not _PREFIX_RE.fullmatch(value):
         raise invalid("prefix may hold only 0-9 A-Z a-z - _ / and at most 256 characters")
     return value
 

@@ -44,11 +44,11 @@ class Sink(Protocol):
 
 # Loose on purpose: the store itself is the authority on bucket names (S3 wants lowercase,
 # COS wants `name-appid`); this only keeps names usable as one directory and one host label.
-_BUCKET_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$")
+_BUCKET_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
 
 
 def check_bucket(bucket: str) -> None:
-    if not _BUCKET_RE.match(bucket) or ".." in bucket:
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket:
         raise SinkError("invalid", f"invalid bucket name {bucket!r} (10003): use letters, "
                                    "digits, '.', '-' and '_' only")
 

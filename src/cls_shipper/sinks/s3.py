@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import obstore
+from cachetools import LRUCache
 from obstore.exceptions import NotFoundError, PermissionDeniedError, UnauthenticatedError
 from obstore.store import S3Store
 
@@ -318,11 +319,16 @@ class S3Writer:
             self._file.__exit__(_Aborted, _Aborted("writer aborted"), None)
 
 
+MAX_STORES = 64
+
+
 class S3Sink:
     def __init__(self, options: S3Options, environ: Mapping[str, str] | None = None) -> None:
         self.options = options
         self._environ = os.environ if environ is None else environ
-        self._stores: dict[str, S3Store] = {}
+        # Buckets come from shipper configurations, which clients create and delete at will:
+        # keep the recently used ones (a store in use by a writer stays alive through it).
+        self._stores: LRUCache[str, S3Store] = LRUCache(maxsize=MAX_STORES)
         self._lock = threading.Lock()
         self.where = options.endpoint or f"AWS S3 ({options.region})"
 
@@ -331,8 +337,8 @@ class S3Sink:
         return cls(S3Options.from_url(url, environ), environ)
 
     def store(self, bucket: str) -> S3Store:
-        """One store per bucket, created on first use and kept: it holds the connection pool
-        and, for role-based credentials, the refreshed token."""
+        """One store per bucket, created on first use and kept while recently used: it holds
+        the connection pool and, for role-based credentials, the refreshed token."""
         with self._lock:
             store = self._stores.get(bucket)
             if store is None:

@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.model.task import TaskStatus
-from cls_shipper.store.database import Database
+from cls_shipper.store.database import Database, is_disk_full
 from cls_shipper.store.schema import log_chunks, logsets, shippers, tasks, topics
 from cls_shipper.timefmt import now_ms
 
@@ -221,9 +221,14 @@ class ChunkWriter:
         try:
             results = append_chunks(self._db, [p.chunk for p in batch])
         except SQLAlchemyError as exc:
-            log.exception("committing %d uploads failed", len(batch))
-            failure = ServiceError(Kinds.INTERNAL, f"the log store could not commit: "
-                                   f"{type(exc).__name__}")
+            if is_disk_full(exc):
+                # An operator's problem, not a bug: one line naming the database, no trace.
+                reason = f"the disk of the {self._db.describe()} is full"
+                log.error("committing %d uploads failed: %s", len(batch), reason)
+            else:
+                reason = type(exc).__name__
+                log.exception("committing %d uploads failed", len(batch))
+            failure = ServiceError(Kinds.INTERNAL, f"the log store could not commit: {reason}")
             for pending in batch:
                 pending.future.set_exception(failure)
             return

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -86,6 +88,33 @@ class Database:
     def dispose(self) -> None:
         self.engine.dispose()
 
+    def describe(self) -> str:
+        """Which database this is, for messages: the SQLite file, or PostgreSQL's host and
+        database name (never the user or password of its URL)."""
+        url = self.engine.url
+        if self.is_sqlite:
+            return f"SQLite {url.database or ':memory:'}"
+        where = f"{url.host or 'localhost'}{f':{url.port}' if url.port else ''}"
+        return f"PostgreSQL database {url.database!r} on {where}"
+
+
+# SQLite's result code for a full disk (or a database at its max_page_count).
+SQLITE_FULL = 13
+# PostgreSQL's SQLSTATE disk_full.
+PG_DISK_FULL = "53100"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether a database error (SQLAlchemy's, or the driver's under it) says the disk is
+    full."""
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "sqlite_errorcode", None) == SQLITE_FULL:
+        return True
+    if getattr(orig, "sqlstate", None) == PG_DISK_FULL:
+        return True
+    text = str(orig)
+    return "database or disk is full" in text or "could not extend file" in text
+
 
 @contextmanager
 def advisory_lock(db: Database, key: int) -> Iterator[None]:
@@ -104,6 +133,17 @@ def advisory_lock(db: Database, key: int) -> Iterator[None]:
             conn.execute(text("SELECT pg_advisory_unlock(:ns, :key)"),
                          {"ns": LOCK_NAMESPACE, "key": key})
             conn.commit()
+
+
+SQLITE_SUFFIXES = ("", "-wal", "-shm")
+
+
+def _owner_only(path: str) -> None:
+    """The database file and SQLite's -wal and -shm beside it: 0600, whoever created them
+    and with whatever umask (the database holds every SecretKey)."""
+    for suffix in SQLITE_SUFFIXES:
+        with contextlib.suppress(FileNotFoundError, PermissionError):
+            os.chmod(path + suffix, 0o600)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -128,10 +168,13 @@ def make_engine(url: str, pool: PoolSize = API_POOL,
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         engine = create_engine(url, poolclass=NullPool if path == ":memory:" else None,
                                connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        if path and path != ":memory:":
+            # After the pragmas: switching to WAL is what creates the -wal and -shm files.
+            event.listen(engine, "connect", lambda *_: _owner_only(path))
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]

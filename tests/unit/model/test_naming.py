@@ -74,3 +74,12 @@ def test_pattern_matches_every_part_of_its_window_and_nothing_else() -> None:
                                  .key(0, 42))
         assert not pattern.match(naming(filename_mode=mode, shipper_id="s2").key(0, 42))
         assert not pattern.match(window.key(0, 42) + ".tmp")
+
+
+def test_pattern_refuses_a_trailing_newline_and_non_ascii_digits() -> None:
+    # `match` is how the audit applies the pattern: it must still match whole keys only.
+    for mode in (0, 1):
+        window = naming(filename_mode=mode)
+        pattern = window.pattern(42)
+        assert not pattern.match(window.key(0, 42) + "\n")
+        assert not pattern.match(window.key(3, 42).replace("3", "\u0663"))

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cls_shipper.sinks import LocalSink, S3Sink, SinkError, open_sink
-from cls_shipper.sinks.s3 import S3Options
+from cls_shipper.sinks.s3 import MAX_STORES, S3Options
 from tests.helpers.s3server import S3TestServer
 
 MIB = 1024 * 1024
@@ -122,7 +122,7 @@ def test_local_rejects_path_traversal(tmp_path: Path, key: str) -> None:
     assert list(tmp_path.rglob("*")) == []
 
 
-@pytest.mark.parametrize("bucket", ["..", "a/b", "", ".hidden", "a..b"])
+@pytest.mark.parametrize("bucket", ["..", "a/b", "", ".hidden", "a..b", "abc\n"])
 def test_local_rejects_bad_bucket(tmp_path: Path, bucket: str) -> None:
     with pytest.raises(SinkError) as info:
         LocalSink(tmp_path).open_writer(bucket, "k", content_type="text/plain")
@@ -536,3 +536,15 @@ def test_s3_large_object_memory_is_bounded(s3_server: S3TestServer, tmp_path: Pa
     # 5 MiB parts x (2 in flight + 1 filling) = 15 MiB, plus slack for the HTTP client;
     # measured ~10 MiB. Buffering the object (or 64 MiB parts) grows it by ~100 MiB.
     assert report["grow_kib"] < 40 * 1024, report
+
+
+def test_s3_stores_per_bucket_are_bounded() -> None:
+    # Buckets come from clients' shipper configurations: a store per bucket ever seen would
+    # grow without end.
+    sink = S3Sink.from_url("s3+http://127.0.0.1:9/?region=us-east-1",
+                           {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"})
+    first = sink.store("bucket-0")
+    assert sink.store("bucket-0") is first
+    for i in range(MAX_STORES * 3):
+        sink.store(f"bucket-{i}")
+    assert len(sink._stores) == MAX_STORES

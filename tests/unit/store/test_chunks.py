@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import threading
 import zlib
+from pathlib import Path
 
 import lz4.block
 import pytest
 import zstandard
-from sqlalchemy import update
+from sqlalchemy import create_engine, event, update
+from sqlalchemy.exc import OperationalError
 
-from cls_shipper.errors import ServiceError
+from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.ingest import decode
 from cls_shipper.service import Context, logsets, topics
 from cls_shipper.settings import Settings
 from cls_shipper.store import Database, open_database
 from cls_shipper.store import chunks as store
+from cls_shipper.store.database import is_disk_full
 from cls_shipper.store.schema import topics as topics_table
 from cls_shipper.timefmt import now_ms
 
@@ -204,3 +207,41 @@ def test_read_window_is_the_same_whatever_the_batch_limits(ctx: Context) -> None
         got = [(c.first_offset, c.payload) for c in store.read_window(
             ctx.db, topic, 0, 1 << 62, batch_size=batch_size, batch_bytes=batch_bytes)]
         assert got == expected, (batch_size, batch_bytes)
+
+
+def test_a_full_database_disk_is_named_in_the_upload_error(tmp_path: Path) -> None:
+    path = tmp_path / "full.db"
+    ctx = Context(open_database(f"sqlite:///{path}"), Settings(quota_logsets=1000))
+    topic = _topic(ctx)
+    with ctx.db.read() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+    # SQLite answers SQLITE_FULL past max_page_count as it does on a full disk; the setting
+    # is per connection, so every connection of the writer gets it.
+    event.listen(ctx.db.engine, "connect",
+                 lambda conn, _: conn.execute(f"PRAGMA max_page_count = {int(pages) + 8}"))
+    ctx.db.engine.dispose()
+    writer = store.ChunkWriter(ctx.db)
+    try:
+        with pytest.raises(ServiceError) as info:
+            for i in range(100):
+                writer.submit(_chunk(topic, 1, bytes([i % 256]) * 4096)).result(60)
+    finally:
+        writer.close()
+    error = info.value
+    assert error.kind == Kinds.INTERNAL
+    assert error.message == (f"the log store could not commit: the disk of the SQLite "
+                             f"{path} is full")
+
+
+def test_disk_full_is_recognised_on_both_backends() -> None:
+    class PgError(Exception):
+        sqlstate = "53100"
+
+    assert is_disk_full(OperationalError("INSERT", {}, PgError("no space")))
+    assert is_disk_full(Exception('could not extend file "base/16384/2619": No space left'))
+    assert not is_disk_full(OperationalError("INSERT", {}, Exception("database is locked")))
+
+
+def test_a_postgres_database_is_described_without_credentials() -> None:
+    db = Database(create_engine("postgresql+psycopg://user:s3cret@db.internal:5433/logs"))
+    assert db.describe() == "PostgreSQL database 'logs' on db.internal:5433"
