@@ -34,8 +34,8 @@ from cls_shipper.ingest.decode import compress_lz4, decode_upload, decompress  #
 
 def wire_status() -> str:
     """Whether upload validation runs in C (cls_shipper._wire) or in Python."""
-    from cls_shipper.ingest import decode
-    return "built" if decode._wire is not None else "not built: Python paths"
+    from cls_shipper.ingest.native import wire
+    return "built" if wire is not None else "not built: Python paths"
 
 
 AGENTS = ["Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "

@@ -73,7 +73,7 @@ def task_for(topic: str, content: ContentInfo, codec: str) -> ledger.Claimed:
                            partition="%Y/%m/%d/", compress=codec, content=content,
                            time_zone="UTC")
     return ledger.Claimed("bench-task", "bench-shipper", topic, 0, 2**62, 1,
-                         config.to_dict(), "bench")
+                         config, "bench")
 
 
 def ship_once(db_url: str, sink_url: str, topic: str, content: ContentInfo,
