@@ -43,6 +43,8 @@ class Kinds:
     MISSING_CONTENT_TYPE = ErrorKind("MissingContentType", 400, "InvalidParameter")
     INVALID_COMPRESS_TYPE = ErrorKind("InvalidCompressType", 400, "InvalidParameterValue")
     BODY_TOO_LARGE = ErrorKind("InvalidContent", 413, "InvalidParameter")
+    # A body that did not arrive within BODY_TIMEOUT: "Timeout" is a code the SDKs retry.
+    BODY_TIMEOUT = ErrorKind("Timeout", 408, "FailedOperation")
     TOPIC_CLOSED = ErrorKind("TopicClosed", 400, "FailedOperation.TopicClosed")
     LOGSET_NOT_EMPTY = ErrorKind("LogsetNotEmpty", 400, "FailedOperation.LogsetNotEmpty")
     MISSING_AUTHORIZATION = ErrorKind(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from cls_shipper.errors import SettingsError
@@ -49,8 +49,20 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(default=32 << 10, ge=4096)
     # Largest accepted upload body (bytes, compressed as sent).
     max_upload_bytes: int = Field(default=16 << 20, ge=1024)
+    # Bytes of request bodies being read at once, all connections together; beyond it a
+    # request is refused (SpeedQuotaExceed / RequestLimitExceeded) before its body is read.
+    # At least max_upload_bytes, or the largest upload could never be read.
+    max_body_buffer_bytes: int = Field(default=256 << 20, ge=1024)
+    # Seconds a request body may take to arrive in full; a slower one is cut off (408).
+    body_timeout: float = Field(default=60.0, gt=0)
+    # Bytes of stored logs decompressed by reads (GET /log) at once, all reads together; a
+    # read waits for room. A single chunk larger than this is still read, alone.
+    max_read_buffer_bytes: int = Field(default=128 << 20, ge=1 << 20)
     # Allowed clock skew for signatures, seconds.
     clock_skew: int = Field(default=900, ge=0)
+    # Longest accepted q-sign signature span (q-sign-time end - start), seconds: how long a
+    # captured legacy signature can be replayed. The SDKs sign for a few minutes.
+    max_signature_seconds: int = Field(default=3600, ge=60)
     scheduler_tick: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
     max_attempts: int = Field(default=5, ge=1)
@@ -60,6 +72,13 @@ class Settings(BaseSettings):
     quota_logsets: int = Field(default=20, ge=1)
     quota_topics: int = Field(default=10, ge=1)
     quota_shippers: int = Field(default=10, ge=1)
+
+    @model_validator(mode="after")
+    def _buffer_holds_an_upload(self) -> Settings:
+        if self.max_body_buffer_bytes < self.max_upload_bytes:
+            raise ValueError(f"max_body_buffer_bytes ({self.max_body_buffer_bytes}) must be at "
+                             f"least max_upload_bytes ({self.max_upload_bytes})")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -5,12 +5,29 @@ from __future__ import annotations
 import logging
 import uuid
 
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from cls_shipper.api.http import error_body
+from cls_shipper.api.http import ClientGone, error_body
 from cls_shipper.errors import Kinds
 
 log = logging.getLogger("cls_shipper.api")
+
+
+class Disconnects:
+    """Requests whose client left before its body was in, since the start (a plain counter
+    until the server exports metrics)."""
+
+    count = 0
+
+
+def _has_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return value.strip() not in (b"", b"0")
+        if name == b"transfer-encoding":
+            return True
+    return False
 
 
 class RequestIdMiddleware:
@@ -32,16 +49,36 @@ class RequestIdMiddleware:
         header = (b"x-cls-requestid", request_id.encode())
 
         started = False
+        # Set once the app has taken the whole body. A response that goes out before (a
+        # request refused on its headers, a body too large or too slow) closes the
+        # connection: the rest of the body is never read, and a client that keeps sending
+        # or stalls does not keep the connection.
+        body_read = not _has_body(scope)
+
+        async def receive_noting_end() -> Message:
+            nonlocal body_read
+            message = await receive()
+            if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                body_read = True
+            return message
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                message["headers"] = [*message.get("headers", []), header]
+                extra = [header] if body_read else [header, (b"connection", b"close")]
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive_noting_end if not body_read else receive,
+                           send_with_id)
+        except (ClientGone, ClientDisconnect):
+            # Anyone can open a connection and drop it mid-body: one quiet line each, never a
+            # traceback, so that cannot flood the log.
+            Disconnects.count += 1
+            log.info("client %s left before sending its whole body (%s %s)",
+                     _client(scope), scope.get("method"), scope.get("path"))
         except Exception:
             # An unexpected error: answered here rather than by Starlette's outermost handler,
             # so the 500 carries the request id too. No trace reaches the client.
@@ -54,3 +91,8 @@ class RequestIdMiddleware:
                         "headers": [(b"content-type", b"application/json"),
                                     (b"content-length", str(len(body)).encode()), header]})
             await send({"type": "http.response.body", "body": body})
+
+
+def _client(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "?"

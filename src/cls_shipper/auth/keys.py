@@ -105,15 +105,26 @@ class KeyCache:
         with self._lock:
             return len(self._known) + len(self._unknown)
 
-    def lookup(self, secret_id: str) -> str | None:
+    def cached(self, secret_id: str) -> tuple[bool, str | None]:
+        """(True, the SecretKey or None) when the answer is known without the database;
+        (False, None) when only `lookup` can tell. Never blocks on I/O: the event loop asks
+        this first and goes to a thread for `lookup` only on a miss."""
         if not secret_id or len(secret_id) > MAX_SECRET_ID:
-            return None
+            return True, None
         with self._lock:
             known = self._known.get(secret_id)
             if known is not None:
-                return known
+                return True, known
             if secret_id in self._unknown:
-                return None
+                return True, None
+        return False, None
+
+    def lookup(self, secret_id: str) -> str | None:
+        """The SecretKey of an enabled key, from the cache or else the database (blocking:
+        call it from a worker thread)."""
+        found, secret = self.cached(secret_id)
+        if found:
+            return secret
         with self._db.read() as conn:
             row = conn.execute(select(access_keys.c.secret_key, access_keys.c.enabled)
                                .where(access_keys.c.secret_id == secret_id)).first()

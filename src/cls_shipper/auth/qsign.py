@@ -167,7 +167,23 @@ def verify(
     addressed), none may appear twice in any letter case, and the Host header must be signed.
     The official SDKs sign all of these."""
     auth = parse_authorization(authorization)
-    secret_key = lookup_secret(auth.secret_id)
+    return check(auth, lookup_secret(auth.secret_id), method, path, query, headers, now,
+                 clock_skew, max_lifetime)
+
+
+def check(
+    auth: ParsedAuthorization,
+    secret_key: str | None,
+    method: str,
+    path: str,
+    query: Iterable[tuple[str, str]],
+    headers: Mapping[str, str],
+    now: int,
+    clock_skew: int,
+    max_lifetime: int = DEFAULT_MAX_LIFETIME,
+) -> str:
+    """`verify` once the key is looked up (None: unknown or disabled), so a caller can look
+    it up its own way (the server: from the cache, or in a worker thread)."""
     if secret_key is None:
         raise ServiceError(
             Kinds.SECRET_ID_NOT_FOUND, f"SecretId {auth.secret_id!r} does not exist or is disabled"

@@ -116,6 +116,24 @@ def verify(authorization: str | None, method: str, path: str, query: str,
 
     `headers` must be case-insensitive (Starlette's Headers) or have lowercase keys; `query`
     is the raw query string as sent (the SDK signs exactly what it sends)."""
+    auth, timestamp = precheck(authorization, headers, now, clock_skew)
+    secret_key = lookup_secret(auth.secret_id)
+    if secret_key is None:
+        raise unknown_key(auth.secret_id)
+    return check_signature(auth, timestamp, secret_key, method, path, query, headers, payload)
+
+
+def unknown_key(secret_id: str) -> ServiceError:
+    return ServiceError(Kinds.SECRET_ID_NOT_FOUND,
+                        f"SecretId {secret_id!r} does not exist or is disabled")
+
+
+def precheck(authorization: str | None, headers: Mapping[str, str], now: int,
+             clock_skew: int) -> tuple[ParsedAuthorization, int]:
+    """What can be checked from the headers alone, before the body is read: the form of the
+    Authorization, the timestamp's window and date, a signed payload. Returns the parsed
+    Authorization and the timestamp; the key and the signature (over the body's hash) are
+    the caller's next steps."""
     auth = parse_authorization(authorization)
     stamp = headers.get("x-tc-timestamp")
     if stamp is None or not stamp.strip():
@@ -130,16 +148,18 @@ def verify(authorization: str | None, method: str, path: str, query: str,
                            "is wrong)")
     if auth.date != utc_date(timestamp):
         raise _bad(f"the credential date {auth.date} is not the UTC date of X-TC-Timestamp")
-    secret_key = lookup_secret(auth.secret_id)
-    if secret_key is None:
-        raise ServiceError(Kinds.SECRET_ID_NOT_FOUND,
-                           f"SecretId {auth.secret_id!r} does not exist or is disabled")
     if headers.get("x-tc-content-sha256", "").strip() == UNSIGNED_PAYLOAD:
         # With an unsigned payload nothing ties the signature to the parameters (the SDKs
         # do not sign X-TC-Action either), so a captured request could be replayed with any
         # body until the timestamp expires.
         raise ServiceError(Kinds.SIGNATURE_FAILURE,
                            "unsigned payloads are not accepted; sign the request body")
+    return auth, timestamp
+
+
+def check_signature(auth: ParsedAuthorization, timestamp: int, secret_key: str, method: str,
+                    path: str, query: str, headers: Mapping[str, str], payload: bytes) -> str:
+    """The signature over the request and its body; returns the SecretId."""
     values: list[tuple[str, str]] = []
     for name in auth.signed_headers:
         value = headers.get(name)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import threading
 from dataclasses import dataclass
 
 from cls_shipper.errors import Kinds, ServiceError, invalid, missing
-from cls_shipper.ingest import cls_pb
-from cls_shipper.ingest.decode import DecodedUpload, decode_upload, decompress
+from cls_shipper.ingest.decode import DecodedUpload, decode_upload
 from cls_shipper.inputs import ascii_int
+from cls_shipper.service import readback
 from cls_shipper.service.context import Context
 from cls_shipper.store import chunks as chunk_store
 from cls_shipper.timefmt import normalise_log_time_ms, parse_legacy
@@ -24,6 +25,9 @@ from cls_shipper.timefmt import normalise_log_time_ms, parse_legacy
 # loop for every other request; below it the thread hand-off costs more than the decode.
 OFFLOAD_BYTES = 256 * 1024
 MAX_READ_COUNT = 1000
+# A read stops adding chunks once it holds this much (at least one chunk's records go out):
+# the next read goes on from the cursor it returns.
+MAX_READ_BYTES = 16 << 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,53 +118,55 @@ class LogBatch:
     next_cursor: str
 
 
-def _slice(raw: bytes, lo: int, hi: int) -> bytes:
-    """Records [lo, hi) of a serialized LogGroupList, keeping each group's metadata."""
-    source = cls_pb.LogGroupList.FromString(raw)
-    out = cls_pb.LogGroupList()
-    position = 0
-    for group in source.logGroupList:
-        size = len(group.logs)
-        start, stop = max(lo - position, 0), min(hi - position, size)
-        if start < stop:
-            part = out.logGroupList.add()
-            for name in ("contextFlow", "filename", "source", "hostname"):
-                if group.HasField(name):
-                    setattr(part, name, getattr(group, name))
-            part.logTags.extend(group.logTags)
-            part.logs.extend(group.logs[start:stop])
-        position += size
-        if position >= hi:
-            break
-    # Partial: a stored Log may lack the proto2-required `time`; it reads back as sent.
-    return bytes(out.SerializePartialToString())
-
-
 def get_logs(ctx: Context, topic_id: str | None, cursor: str | None,
              count: int = MAX_READ_COUNT) -> LogBatch:
-    """Up to `count` records from `cursor` on, exactly as uploaded, in offset order."""
+    """Up to `count` records from `cursor` on, exactly as uploaded, in offset order. The
+    memory a read takes is bounded by what it returns (and MAX_READ_BYTES bounds that), not
+    by the size of the chunks the records come from (see `service.readback`)."""
     topic = _check_topic_id(topic_id)
     offset = decode_cursor(cursor)
     if not 1 <= count <= MAX_READ_COUNT:
         raise invalid(f"count must be from 1 to {MAX_READ_COUNT}")
-    head, chunks = chunk_store.read_from(ctx.db, topic, offset, count)
-    if not chunks:
-        # Nothing at or after the offset: either the end of the topic or records that
-        # retention already removed; either way the topic's end is where to go on.
-        return LogBatch(b"", 0, encode_cursor(max(offset, head)))
-    start = max(offset, chunks[0].first_offset)
-    stop = start + count
-    parts: list[bytes] = []
-    returned = 0
+    head, chunks = chunk_store.iter_from(ctx.db, topic, offset)
+    budget = _read_budget(ctx.settings.max_read_buffer_bytes)
+    start: int | None = None
+    parts: list[bytes | bytearray] = []
+    size = returned = 0
     for chunk in chunks:
-        raw = decompress(chunk.codec, chunk.payload, chunk.raw_size)
+        if start is None:
+            start = max(offset, chunk.first_offset)
+        stop = start + count
         lo = max(start, chunk.first_offset) - chunk.first_offset
         hi = min(stop, chunk.first_offset + chunk.record_count) - chunk.first_offset
         if hi <= lo:
-            continue
+            break
         # Serialized LogGroupLists concatenate into one (a repeated field's entries append),
         # so whole chunks go out as stored, without a parse.
-        whole = lo == 0 and hi == chunk.record_count
-        parts.append(raw if whole else _slice(raw, lo, hi))
+        if lo == 0 and hi == chunk.record_count:
+            part = readback.read_whole(chunk.codec, chunk.payload, chunk.raw_size, budget)
+        else:
+            part = readback.read_records(chunk.codec, chunk.payload, chunk.raw_size, lo, hi,
+                                         budget)
+        parts.append(part)
+        size += len(part)
         returned += hi - lo
+        if returned >= count or size >= MAX_READ_BYTES:
+            break
+    if start is None:
+        # Nothing at or after the offset: either the end of the topic or records that
+        # retention already removed; either way the topic's end is where to go on.
+        return LogBatch(b"", 0, encode_cursor(max(offset, head)))
     return LogBatch(b"".join(parts), returned, encode_cursor(start + returned))
+
+
+_budgets: dict[int, readback.ReadBudget] = {}
+_budgets_lock = threading.Lock()
+
+
+def _read_budget(limit: int) -> readback.ReadBudget:
+    """The process's read budget (one per configured size: a server has one)."""
+    with _budgets_lock:
+        budget = _budgets.get(limit)
+        if budget is None:
+            budget = _budgets[limit] = readback.ReadBudget(limit)
+        return budget

@@ -338,6 +338,23 @@ def read_from(db: Database, topic_id: str, offset: int, max_records: int,
     one possibly starting before `offset` (the caller slices). Records that retention removed
     are skipped: the chunks then start after `offset`. Raises TopicNotExist, and
     CursorNotExist for an offset beyond the head."""
+    head, found = iter_from(db, topic_id, offset, batch_size)
+    chunks: list[StoredChunk] = []
+    records = 0
+    for chunk in found:
+        chunks.append(chunk)
+        records += chunk.first_offset + chunk.record_count - max(offset, chunk.first_offset)
+        if records >= max_records:
+            break
+    return head, chunks
+
+
+def iter_from(db: Database, topic_id: str, offset: int, batch_size: int = 64,
+              batch_bytes: int = 8 << 20) -> tuple[int, Iterator[StoredChunk]]:
+    """(head, the chunks holding records from `offset` on, lazily, in offset order), as
+    `read_from`; the errors are raised at once. Payloads are fetched as the caller goes, at
+    most `batch_bytes` of them (or one chunk) at a time: a read that needs one record of the
+    first chunk never loads the next 63."""
     with db.read() as conn:
         head = topic_head(conn, topic_id)
         if head is None:
@@ -350,28 +367,40 @@ def read_from(db: Database, topic_id: str, offset: int, max_records: int,
             select(log_chunks.c.first_offset)
             .where(log_chunks.c.topic_id == topic_id, log_chunks.c.first_offset <= offset)
             .order_by(log_chunks.c.first_offset.desc()).limit(1)).scalar()
-    cursor = offset if containing is None else int(containing)
-    chunks: list[StoredChunk] = []
-    records = 0
-    while records < max_records:
+    start = offset if containing is None else int(containing)
+    return head, _chunks_from(db, topic_id, offset, start, batch_size, batch_bytes)
+
+
+def _chunks_from(db: Database, topic_id: str, offset: int, cursor: int, batch_size: int,
+                 batch_bytes: int) -> Iterator[StoredChunk]:
+    of_topic = log_chunks.c.topic_id == topic_id
+    while True:
         with db.read() as conn:
-            rows = conn.execute(
-                select(*_COLUMNS)
-                .where(log_chunks.c.topic_id == topic_id, log_chunks.c.first_offset >= cursor)
+            # Sizes first (no payloads), to fetch payloads about `batch_bytes` at a time.
+            listed = conn.execute(
+                select(log_chunks.c.first_offset, log_chunks.c.record_count,
+                       func.length(log_chunks.c.payload))
+                .where(of_topic, log_chunks.c.first_offset >= cursor)
                 .order_by(log_chunks.c.first_offset).limit(batch_size)).all()
-        for row in rows:
-            chunk = _chunk(row)
-            end = chunk.first_offset + chunk.record_count
-            if end <= offset:
-                continue
-            chunks.append(chunk)
-            records += end - max(offset, chunk.first_offset)
-            if records >= max_records:
-                break
-        if len(rows) < batch_size:
-            break
-        cursor = rows[-1].first_offset + 1
-    return head, chunks
+        wanted = [row for row in listed if row[0] + row[1] > offset]
+        while wanted:
+            take, total = 0, 0
+            for row in wanted:
+                if take and total + row[2] > batch_bytes:
+                    break
+                take, total = take + 1, total + row[2]
+            first, last = wanted[0][0], wanted[take - 1][0]
+            with db.read() as conn:
+                rows = conn.execute(
+                    select(*_COLUMNS).where(of_topic, log_chunks.c.first_offset >= first,
+                                            log_chunks.c.first_offset <= last)
+                    .order_by(log_chunks.c.first_offset)).all()
+            for stored in rows:
+                yield _chunk(stored)
+            wanted = wanted[take:]
+        if len(listed) < batch_size:
+            return
+        cursor = listed[-1][0] + 1
 
 
 # --- Retention -------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cls_shipper.api.http import context
+from cls_shipper.api.http import context, secret_for
 from cls_shipper.api.legacy import control, logs, shipping
 from cls_shipper.auth import qsign
 from cls_shipper.errors import Kinds, ServiceError
@@ -47,30 +47,33 @@ TABLE: list[tuple[str, str, Handler]] = [
 ]
 
 
-def verify_request(request: Request) -> str:
+async def verify_request(request: Request) -> str:
     """Verify the q-sign Authorization of a legacy request; returns the SecretId. Runs on the
-    event loop: key lookups are cached (KeyCache), so it touches the database at most once
-    per key every few seconds, and a thread hop would cost more than the check."""
+    event loop (a thread hop per upload would cost more than the check) as long as the key is
+    cached (KeyCache, either way: known or unknown); only a miss waits for the database, in
+    a worker thread (`secret_for`)."""
     ctx = context(request)
     if "x-cls-token" in request.headers:
         raise ServiceError(Kinds.TOKEN_FAILURE,
                            "temporary credentials (X-Cls-Token) are not supported; "
                            "sign with a permanent key from `cls-shipper keys create`")
-    return qsign.verify(
-        request.headers.get("authorization"),
+    auth = qsign.parse_authorization(request.headers.get("authorization"))
+    return qsign.check(
+        auth,
+        await secret_for(ctx, auth.secret_id),
         request.method,
         request.scope["path"],  # request.url would build the whole URL just for its path
         request.query_params.multi_items(),
         request.headers,
-        ctx.keys.lookup,
         now_ms() // 1000,
         ctx.settings.clock_skew,
+        ctx.settings.max_signature_seconds,
     )
 
 
 def signed(handler: Handler) -> Handler:
     async def endpoint(request: Request) -> Response:
-        verify_request(request)
+        await verify_request(request)
         return await handler(request)
 
     return endpoint

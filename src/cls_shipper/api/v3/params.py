@@ -8,11 +8,21 @@ passes silently; that includes documented CLS options cls-shipper does not imple
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cls_shipper.errors import Kinds, ServiceError
+from cls_shipper.inputs import INT64_MAX, INT64_MIN
+
+# Every integer parameter: what the databases hold. A JSON body is checked for this already
+# (check_json); the GET form's text is not, and an int beyond it reached SQLite (OverflowError)
+# or PostgreSQL ("bigint out of range") as an InternalError. A plain `int` is refused in these
+# models by a test, so no parameter can be added without the bound.
+Int64 = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+# The deepest dotted name the GET form accepts (`Content.Parquet.ParquetKeyInfo.0.KeyName` is
+# five); unflattening is recursive, so the depth is bounded before it.
+MAX_DEPTH = 32
 
 
 class Params(BaseModel):
@@ -50,7 +60,7 @@ class CsvInfo(Params):
 class JsonInfo(Params):
     EnableTag: bool
     MetaFields: list[str] | None = None
-    JsonType: int | None = None
+    JsonType: Int64 | None = None
 
 
 class ParquetKeyInfo(Params):
@@ -80,8 +90,8 @@ class CreateLogset(Params):
 
 class DescribeLogsets(Params):
     Filters: list[Filter] | None = None
-    Offset: int = 0
-    Limit: int = 20
+    Offset: Int64 = 0
+    Limit: Int64 = 20
 
 
 class ModifyLogset(Params):
@@ -99,20 +109,20 @@ class DeleteLogset(Params):
 class CreateTopic(Params):
     LogsetId: str
     TopicName: str
-    PartitionCount: int | None = None
+    PartitionCount: Int64 | None = None
     Tags: list[Tag] | None = None
     StorageType: str | None = None
-    Period: int | None = None
-    BizType: int | None = None
+    Period: Int64 | None = None
+    BizType: Int64 | None = None
     TopicId: str | None = None
 
 
 class DescribeTopics(Params):
     Filters: list[Filter] | None = None
-    Offset: int = 0
-    Limit: int = 20
-    PreciseSearch: int = 0
-    BizType: int | None = None
+    Offset: Int64 = 0
+    Limit: Int64 = 20
+    PreciseSearch: Int64 = 0
+    BizType: Int64 | None = None
 
 
 class ModifyTopic(Params):
@@ -120,7 +130,7 @@ class ModifyTopic(Params):
     TopicName: str | None = None
     Tags: list[Tag] | None = None
     Status: bool | None = None
-    Period: int | None = None
+    Period: Int64 | None = None
 
 
 class DeleteTopic(Params):
@@ -132,13 +142,13 @@ class DeleteTopic(Params):
 class ShipperOptions(Params):
     """The options CreateShipper and ModifyShipper share."""
 
-    Interval: int | None = None
-    MaxSize: int | None = None
+    Interval: Int64 | None = None
+    MaxSize: Int64 | None = None
     FilterRules: list[FilterRuleInfo] | None = None
     Partition: str | None = None
     Compress: CompressInfo | None = None
     Content: ContentInfo | None = None
-    FilenameMode: int | None = None
+    FilenameMode: Int64 | None = None
     StorageType: str | None = None
     RoleArn: str | None = None
     ExternalId: str | None = None
@@ -151,8 +161,8 @@ class CreateShipper(ShipperOptions):
     Bucket: str
     Prefix: str
     ShipperName: str
-    StartTime: int | None = None  # Unix seconds
-    EndTime: int | None = None
+    StartTime: Int64 | None = None  # Unix seconds
+    EndTime: Int64 | None = None
 
 
 class ModifyShipper(ShipperOptions):
@@ -163,15 +173,15 @@ class ModifyShipper(ShipperOptions):
     Status: bool | None = None
     # Documented as not modifiable; known here so the refusal says so (not UnknownParameter).
     TopicId: str | None = None
-    StartTime: int | None = None
-    EndTime: int | None = None
+    StartTime: Int64 | None = None
+    EndTime: Int64 | None = None
 
 
 class DescribeShippers(Params):
     Filters: list[Filter] | None = None
-    Offset: int = 0
-    Limit: int = 20
-    PreciseSearch: int = 0
+    Offset: Int64 = 0
+    Limit: Int64 = 20
+    PreciseSearch: Int64 = 0
 
 
 class DeleteShipper(Params):
@@ -180,8 +190,8 @@ class DeleteShipper(Params):
 
 class DescribeShipperTasks(Params):
     ShipperId: str
-    StartTime: int  # milliseconds
-    EndTime: int
+    StartTime: Int64  # milliseconds
+    EndTime: Int64
 
 
 class RetryShipperTask(Params):
@@ -224,7 +234,10 @@ def unflatten(pairs: list[tuple[str, str]]) -> dict[str, Any]:
     back into a JSON-like object; objects whose keys are all indexes become lists."""
     root: dict[str, Any] = {}
     for key, value in pairs:
-        parts = key.split(".")
+        parts = key.split(".", MAX_DEPTH)
+        if len(parts) > MAX_DEPTH:
+            raise ServiceError(Kinds.WRONG_TYPE, f"the parameter `{key[:100]}`... nests more "
+                                                 f"than {MAX_DEPTH} levels")
         node = root
         for part in parts[:-1]:
             child = node.setdefault(part, {})

@@ -17,7 +17,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from cls_shipper.api.http import client_ip, context, parse_json, read_body, request_id, run
+from cls_shipper.api.http import (
+    ClientGone,
+    client_ip,
+    context,
+    parse_json,
+    read_body,
+    request_id,
+    run,
+    secret_for,
+)
 from cls_shipper.api.v3 import params
 from cls_shipper.api.v3.actions import ACTIONS, Action, Call
 from cls_shipper.auth import tc3
@@ -28,6 +37,8 @@ from cls_shipper.timefmt import now_ms
 log = logging.getLogger("cls_shipper.api.v3")
 
 VERSION = "2020-10-16"
+# Bodies above this have their hash checked in a worker thread (as uploads are decoded).
+OFFLOAD_BYTES = 256 * 1024
 
 def _render(body: dict[str, Any]) -> Response:
     # Exactly "application/json": the SDK only looks for an Error in that content type.
@@ -45,6 +56,8 @@ async def api3(request: Request) -> Response:
         result = await _handle(request)
     except ServiceError as exc:
         return _render(error_body(exc.kind.v3_code, exc.message, rid))
+    except ClientGone:
+        raise  # nobody to answer: RequestIdMiddleware notes it quietly
     except Exception:  # a client never sees a stack trace, only the RequestId to look it up
         log.exception("unhandled error in %s (RequestId %s)",
                       request.headers.get("x-tc-action"), rid)
@@ -56,18 +69,21 @@ async def api3(request: Request) -> Response:
 async def _handle(request: Request) -> dict[str, Any]:
     ctx = context(request)
     headers = request.headers
-    name = headers.get("x-tc-action", "").strip()
-    action = ACTIONS.get(name)
-    limit = ctx.settings.max_upload_bytes if name == "UploadLog" else ctx.settings.max_body_bytes
-    body = await read_body(request, limit)
     if "x-tc-token" in headers or "x-cls-token" in headers:
         raise ServiceError(Kinds.TOKEN_FAILURE,
                            "temporary credentials (X-TC-Token) are not supported; sign with "
                            "a permanent key from `cls-shipper keys create`")
-    # Authenticate before saying anything about actions or parameters.
-    await run(tc3.verify, headers.get("authorization"), request.method, request.url.path,
-              request.scope.get("query_string", b"").decode("latin-1"), headers, body,
-              ctx.keys.lookup, now_ms() // 1000, ctx.settings.clock_skew)
+    # Everything the headers can settle comes before a byte of the body is read, so a
+    # client without a valid key, or a wrong timestamp or action, costs no body memory:
+    # the Authorization's form, the timestamp window, the key (known and enabled), the
+    # action and its size limit (only uploads may be large). TC3 signs the body's hash, so
+    # the signature itself can only be checked once the body is in.
+    auth, timestamp = tc3.precheck(headers.get("authorization"), headers, now_ms() // 1000,
+                                   ctx.settings.clock_skew)
+    secret_key = await secret_for(ctx, auth.secret_id)
+    if secret_key is None:
+        raise tc3.unknown_key(auth.secret_id)
+    name = headers.get("x-tc-action", "").strip()
     version = headers.get("x-tc-version", "").strip()
     if not name:
         raise ServiceError(Kinds.MISSING_PARAM, "the X-TC-Action header is missing")
@@ -76,8 +92,19 @@ async def _handle(request: Request) -> dict[str, Any]:
     if version != VERSION:
         raise ServiceError(Kinds.NO_SUCH_VERSION,
                            f"version {version!r} of service cls does not exist; use {VERSION}")
+    action = ACTIONS.get(name)
     if action is None:
         raise ServiceError(Kinds.ROUTE_NOT_FOUND, f"the action {name!r} does not exist")
+    limit = ctx.settings.max_upload_bytes if action.from_headers else ctx.settings.max_body_bytes
+    body = await read_body(request, limit)
+    query = request.scope.get("query_string", b"").decode("latin-1")
+    # Hashing a large body would hold the event loop; a small one is cheaper in place.
+    if len(body) > OFFLOAD_BYTES:
+        await run(tc3.check_signature, auth, timestamp, secret_key, request.method,
+                  request.url.path, query, headers, body)
+    else:
+        tc3.check_signature(auth, timestamp, secret_key, request.method, request.url.path,
+                            query, headers, body)
     raw = _raw_params(request, action, body)
     check_json(raw, "the parameters")
     # JSON bodies carry real types: no coercion ("6" or true for an Integer). Header and
