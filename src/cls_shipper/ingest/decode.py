@@ -29,9 +29,12 @@ from cls_shipper.ingest import cls_pb
 from cls_shipper.ingest.native import wire as _wire
 from cls_shipper.ingest.schema import (
     ALLOWED_UNDERSCORE_KEYS,
+    LOG_TIME_MAX,
+    LOG_TIME_MIN,
     MAX_GROUP_VALUE_BYTES,
     MAX_LOGS_PER_GROUP,
     MAX_VALUE_BYTES,
+    MESSAGES,
     MiB,
     message_classes,
     wire_tags,
@@ -277,7 +280,7 @@ def _group_wire_sizes(raw: bytes) -> list[int] | None:
     return sizes
 
 
-def _varint(raw: bytes, pos: int) -> tuple[int, int]:
+def _varint(raw: bytes | memoryview, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         byte = raw[pos]
@@ -286,6 +289,90 @@ def _varint(raw: bytes, pos: int) -> tuple[int, int]:
         if byte < 0x80:
             return value, pos
         shift += 7
+
+
+# --- Unknown fields and times ---------------------------------------------------------------
+# Shipping reads Log.Content and LogTag as map entries, and upb drops an entry holding any
+# other field from a map: its key and value would be readable through GET /log yet missing
+# from every shipped object. So an upload holding a field the schema does not declare, at any
+# level (a declared number with another wire type is undeclared too, as upb sees it), is
+# refused. The official SDKs send only declared fields (spec §5.3).
+
+# Per message: its declared tags, and the message type of each message-valued one.
+_DECLARED: dict[str, dict[int, str | None]] = {
+    message: {_TAGS[f"{message}.{f.name}"]: (f.type if f.type in MESSAGES else None)
+              for f in fields}
+    for message, fields in MESSAGES.items()}
+
+
+def _place(message: str, group: int, log: int) -> str:
+    """Where a field is, in the C scanner's words."""
+    if message == "LogGroupList":
+        return "the LogGroupList"
+    if message == "LogGroup":
+        return f"log group {group}"
+    if message == "Log":
+        return f"log {log} of log group {group}"
+    if message == "Log.Content":
+        return f"a content of log {log} of log group {group}"
+    return f"a tag of log group {group}"
+
+
+def _first_unknown(raw: memoryview, message: str, group: int, log: int) -> str | None:
+    """The first undeclared field in wire order, depth first, as a refusal; the bytes parsed
+    already, so they are well-formed (a group is undeclared wherever it is)."""
+    declared = _DECLARED[message]
+    pos, end = 0, len(raw)
+    groups = logs = 0
+    while pos < end:
+        tag, pos = _varint(raw, pos)
+        wire_type = tag & 7
+        if tag not in declared:
+            return (f"field {tag >> 3} with wire type {wire_type} in "
+                    f"{_place(message, group, log)} is not in the CLS LogGroupList schema; an "
+                    "upload with unknown fields is refused rather than stored in part")
+        if wire_type == 0:
+            _, pos = _varint(raw, pos)
+            continue
+        length, pos = _varint(raw, pos)  # every declared field is a varint or length-delimited
+        child = declared[tag]
+        if child is not None:
+            found = _first_unknown(raw[pos:pos + length], child,
+                                   groups if message == "LogGroupList" else group,
+                                   logs if message == "LogGroup" and child == "Log" else log)
+            if found is not None:
+                return found
+            if message == "LogGroupList":
+                groups += 1
+            elif child == "Log":
+                logs += 1
+        pos += length
+    return None
+
+
+def _check_fields(message: Any, raw: bytes) -> None:
+    # Re-serialised without unknown fields, a message is never larger than its wire form
+    # (canonical varints and lengths, repeated scalars merged): the same size proves there
+    # was nothing unknown, and only a smaller one needs the walk.
+    message.DiscardUnknownFields()
+    if message.ByteSize() == len(raw):
+        return
+    found = _first_unknown(memoryview(raw), "LogGroupList", 0, 0)
+    if found is not None:
+        raise ServiceError(Kinds.INVALID_CONTENT, found)
+
+
+def _check_times(groups: Any) -> None:
+    for index, group in enumerate(groups):
+        times = [log.time for log in group.logs]
+        if times and (min(times) < LOG_TIME_MIN or max(times) > LOG_TIME_MAX):
+            for number, time in enumerate(times):
+                if not LOG_TIME_MIN <= time <= LOG_TIME_MAX:
+                    raise ServiceError(
+                        Kinds.INVALID_CONTENT,
+                        f"log {number} of log group {index} has time {time}; Log.time must "
+                        f"be an integer from {LOG_TIME_MIN} to {LOG_TIME_MAX} (seconds, "
+                        "milliseconds or microseconds)")
 
 
 def _check_values(group: Any, index: int) -> None:
@@ -344,7 +431,9 @@ def check_protobuf_python(raw: bytes) -> int:
         raise ServiceError(Kinds.INVALID_CONTENT,
                            "the body is not a valid protobuf LogGroupList (or a string in it "
                            "is not valid UTF-8)") from None
+    _check_fields(message, raw)
     groups = message.logGroupList
+    _check_times(groups)
     count = 0
     for index, group in enumerate(groups):
         logs = len(group.logs)
@@ -444,9 +533,10 @@ def json_to_protobuf(body: bytes) -> tuple[bytes, int]:
         if not isinstance(contents, dict) or not contents:
             raise _bad_json(f"logs[{index}].contents must be a non-empty object of strings")
         stamp = item.get("time", default_time)
-        if isinstance(stamp, bool) or not isinstance(stamp, int) or not 0 <= stamp < 1 << 63:
-            raise _bad_json(f"logs[{index}].time must be a non-negative integer "
-                            "(seconds, milliseconds or microseconds)")
+        if (isinstance(stamp, bool) or not isinstance(stamp, int)
+                or not LOG_TIME_MIN <= stamp <= LOG_TIME_MAX):
+            raise _bad_json(f"logs[{index}].time must be an integer from {LOG_TIME_MIN} to "
+                            f"{LOG_TIME_MAX} (seconds, milliseconds or microseconds)")
         log = group.logs.add()
         log.time = stamp
         for key, value in contents.items():
