@@ -134,6 +134,8 @@ def _zstd_decompress(payload: bytes, size_hint: int | None) -> bytes:
                 if pos >= len(view):
                     if size_hint is not None and size >= size_hint:
                         break  # an old chunk whose last frame was cut short
+                    if frames > 1:
+                        raise _trailing("zstd", "frame", start, len(view))
                     raise _corrupt("zstd")  # the frame is cut short
                 piece = view[pos:pos + _ZSTD_PIECE]
                 out = inflater.decompress(piece)
@@ -167,7 +169,7 @@ def _inflate_members(view: memoryview, size_hint: int | None) -> bytes | None:
             if pos >= len(view):
                 if members == 1:
                     return None
-                raise _corrupt("deflate")  # a later member cut short
+                raise _trailing("deflate", "zlib stream or gzip member", start, len(view))
             piece = view[pos:pos + _ZLIB_PIECE]
             try:
                 out = inflater.decompress(piece, limit - size + 1)
