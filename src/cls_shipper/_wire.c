@@ -2,8 +2,9 @@
  *
  *   scan_log_group_list(buf) -> (logs, groups)
  *       The ingest validation of ingest/decode.py (check_protobuf) in one pass: wire format,
- *       UTF-8 of every string field, the CLS limits and reserved keys. Raises ScanError(kind,
- *       message) with the Python validator's kind and message.
+ *       no field the schema does not declare, UTF-8 of every string field, the range of
+ *       Log.time, the CLS limits and reserved keys. Raises ScanError(kind, message) with the
+ *       Python validator's kind and message.
  *
  *   encode_json_lines(buf, client_ip, meta_fields, enable_tag) -> (data, ends, group_ends)
  *       One stored chunk straight to JSON lines, byte for byte what formats/records.py +
@@ -11,8 +12,8 @@
  *
  * Both mirror what upb (the protobuf runtime the Python paths use) accepts, and both raise
  * Unsupported for the rare inputs whose Python outcome they do not reproduce (deprecated
- * protobuf groups, invalid UTF-8 in map keys, times beyond orjson's integer range); the
- * caller then runs the Python path, so the decision is always the Python one.
+ * protobuf groups, invalid UTF-8 in map keys); the caller then runs the Python path, so the
+ * decision is always the Python one.
  *
  * The CLS limits and the time units come from Python: ingest/native.py calls configure() once
  * on import with the values of ingest/schema.py and timefmt.py, and both walks refuse to run
@@ -36,7 +37,6 @@ enum {
     WIRE_MALFORMED, /* not a LogGroupList upb would parse (or a proto3 string not UTF-8) */
     WIRE_GROUP,     /* a deprecated group (wire type 3): left to the Python path */
     WIRE_BAD_KEY,   /* a map key that is not UTF-8: Python raises UnicodeDecodeError */
-    WIRE_TIME,      /* a time whose ms value orjson cannot write */
     WIRE_NOMEM,
 };
 
@@ -72,6 +72,7 @@ typedef struct {
     uint64_t max_value_bytes;
     uint64_t max_group_value_bytes;
     int64_t time_ms_low, time_ms_high; /* Log.time below: seconds; from high on: microseconds */
+    int64_t log_time_min, log_time_max; /* Log.time accepted at ingest, clamped to when shipped */
     Span *allowed_keys; /* underscore content keys accepted: one block, the keys' bytes after */
     size_t allowed_count;
 } Config;
@@ -321,17 +322,19 @@ static inline int check_utf8(Span s)
 }
 
 /* Log.Content and LogTag alike: key = 1, value = 2, a repeated one's last occurrence winning
- * (upb merges). `*keep` is 0 if the entry holds any other field: shipping reads both as
- * map<string, string> (formats/records.py), and upb drops such an entry from a map. With
+ * (upb merges). `*unknown` is the tag of the entry's first other field, else 0: the scanner
+ * refuses such an entry, and the encoder drops it, because shipping reads both as
+ * map<string, string> (formats/records.py) and upb drops such an entry from a map. With
  * `validate`, every occurrence of key and value must be UTF-8, as upb requires of proto3
  * strings at ingest; the encoder checks keys only, and only of entries it keeps, since Python
  * decodes values with "replace". */
-static ALWAYS_INLINE int read_entry(Span msg, int validate, Span *key, Span *value, int *keep)
+static ALWAYS_INLINE int read_entry(Span msg, int validate, Span *key, Span *value,
+                                    uint32_t *unknown)
 {
     Reader r = reader_of(msg);
     Field f = {0};
     *key = *value = (Span){NULL, 0};
-    *keep = 1;
+    *unknown = 0;
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
         if (f.tag == PAIR_KEY)
@@ -339,7 +342,8 @@ static ALWAYS_INLINE int read_entry(Span msg, int validate, Span *key, Span *val
         else if (f.tag == PAIR_VALUE)
             *value = f.bytes;
         else {
-            *keep = 0;
+            if (*unknown == 0)
+                *unknown = f.tag;
             continue;
         }
         if (validate)
@@ -364,7 +368,30 @@ typedef struct {
     Py_ssize_t key_err_group; /* first reserved content key, or -1 */
     const uint8_t *key_err_key;
     size_t key_err_key_len;
+    int unknown_in; /* where the first undeclared field is (UNKNOWN_IN_*), or UNKNOWN_NONE */
+    uint32_t unknown_tag;
+    Py_ssize_t unknown_group;
+    uint64_t unknown_log;
+    Py_ssize_t time_err_group; /* first log with a time out of range, or -1 */
+    uint64_t time_err_log;
+    int64_t time_err_value;
 } Scan;
+
+/* The message holding the first field the schema does not declare (the same field number
+ * with another wire type included: upb keeps it as an unknown field). */
+enum { UNKNOWN_NONE, UNKNOWN_IN_LIST, UNKNOWN_IN_GROUP, UNKNOWN_IN_LOG, UNKNOWN_IN_CONTENT,
+       UNKNOWN_IN_TAG };
+
+/* Wire order decides which unknown field is "first", as ingest/decode.py's walk does. */
+static inline void note_unknown(Scan *sc, int in, uint32_t tag, uint64_t log)
+{
+    if (sc->unknown_in != UNKNOWN_NONE)
+        return;
+    sc->unknown_in = in;
+    sc->unknown_tag = tag;
+    sc->unknown_group = sc->groups;
+    sc->unknown_log = log;
+}
 
 /* Per LogGroup: what the value limits need. */
 typedef struct {
@@ -383,11 +410,13 @@ static int allowed_key(const Config *cfg, Span key)
     return 0;
 }
 
-static int scan_content(Span msg, Scan *sc, GroupScan *g)
+static int scan_content(Span msg, Scan *sc, GroupScan *g, uint64_t log)
 {
     Span key, value;
-    int keep; /* at ingest Content is a plain message: its unknown fields are just skipped */
-    TRY(read_entry(msg, 1, &key, &value, &keep));
+    uint32_t unknown;
+    TRY(read_entry(msg, 1, &key, &value, &unknown));
+    if (unknown)
+        note_unknown(sc, UNKNOWN_IN_CONTENT, unknown, log);
     if (value.n > sc->cfg.max_value_bytes && !g->value_err) {
         g->value_err = 1;
         g->value_err_size = value.n;
@@ -404,15 +433,32 @@ static int scan_content(Span msg, Scan *sc, GroupScan *g)
     return WIRE_OK;
 }
 
-static int scan_log(Span msg, Scan *sc, GroupScan *g)
+static int scan_log(Span msg, Scan *sc, GroupScan *g, uint64_t log)
 {
     Reader r = reader_of(msg);
     Field f = {0};
+    uint64_t time = 0; /* absent: 0, as proto3 reads it */
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
-        /* time and collectTime are int64 varints: nothing to check beyond the wire */
-        if (f.tag == LOG_CONTENT)
-            TRY(scan_content(f.bytes, sc, g));
+        switch (f.tag) {
+        case LOG_CONTENT:
+            TRY(scan_content(f.bytes, sc, g, log));
+            break;
+        case LOG_TIME:
+            time = f.value; /* the last occurrence wins, as upb merges */
+            break;
+        case LOG_COLLECT_TIME:
+            break;
+        default:
+            note_unknown(sc, UNKNOWN_IN_LOG, f.tag, log);
+        }
+    }
+    /* int64 from the varint's two's complement, as upb reads it */
+    int64_t t = time > INT64_MAX ? -(int64_t)(~time) - 1 : (int64_t)time;
+    if ((t < sc->cfg.log_time_min || t > sc->cfg.log_time_max) && sc->time_err_group < 0) {
+        sc->time_err_group = sc->groups;
+        sc->time_err_log = log;
+        sc->time_err_value = t;
     }
     return WIRE_OK;
 }
@@ -424,16 +470,18 @@ static int scan_group(Span msg, Scan *sc)
     Reader r = reader_of(msg);
     Field f = {0};
     Span key, value;
-    int keep;
+    uint32_t unknown;
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
         switch (f.tag) {
         case GROUP_LOG:
+            TRY(scan_log(f.bytes, sc, &g, logs));
             logs++;
-            TRY(scan_log(f.bytes, sc, &g));
             break;
-        case GROUP_LOG_TAG: /* only its strings are checked */
-            TRY(read_entry(f.bytes, 1, &key, &value, &keep));
+        case GROUP_LOG_TAG: /* its strings, and its fields */
+            TRY(read_entry(f.bytes, 1, &key, &value, &unknown));
+            if (unknown)
+                note_unknown(sc, UNKNOWN_IN_TAG, unknown, 0);
             break;
         case GROUP_CONTEXT_FLOW:
         case GROUP_FILENAME:
@@ -441,6 +489,8 @@ static int scan_group(Span msg, Scan *sc)
         case GROUP_HOSTNAME:
             TRY(check_utf8(f.bytes));
             break;
+        default:
+            note_unknown(sc, UNKNOWN_IN_GROUP, f.tag, 0);
         }
     }
     sc->logs += logs;
@@ -468,9 +518,30 @@ static int scan_list(Span msg, Scan *sc)
         if (f.tag == LIST_GROUP) {
             TRY(scan_group(f.bytes, sc));
             sc->groups++;
+        } else {
+            note_unknown(sc, UNKNOWN_IN_LIST, f.tag, 0);
         }
     }
     return WIRE_OK;
+}
+
+/* Where an unknown field is, in ingest/decode.py's words. */
+static PyObject *unknown_place(const Scan *sc)
+{
+    switch (sc->unknown_in) {
+    case UNKNOWN_IN_LIST:
+        return PyUnicode_FromString("the LogGroupList");
+    case UNKNOWN_IN_GROUP:
+        return PyUnicode_FromFormat("log group %zd", sc->unknown_group);
+    case UNKNOWN_IN_LOG:
+        return PyUnicode_FromFormat("log %llu of log group %zd",
+                                    (unsigned long long)sc->unknown_log, sc->unknown_group);
+    case UNKNOWN_IN_CONTENT:
+        return PyUnicode_FromFormat("a content of log %llu of log group %zd",
+                                    (unsigned long long)sc->unknown_log, sc->unknown_group);
+    default:
+        return PyUnicode_FromFormat("a tag of log group %zd", sc->unknown_group);
+    }
 }
 
 static PyObject *raise_scan(const char *kind, PyObject *message)
@@ -506,7 +577,7 @@ static PyObject *scan_log_group_list(PyObject *self, PyObject *arg)
         return NULL;
     Scan sc = {0};
     sc.cfg = *cfg;
-    sc.logs_err_group = sc.value_err_group = sc.key_err_group = -1;
+    sc.logs_err_group = sc.value_err_group = sc.key_err_group = sc.time_err_group = -1;
     Span body = {(const uint8_t *)view.buf, (size_t)view.len};
     int rc;
     Py_BEGIN_ALLOW_THREADS
@@ -519,6 +590,25 @@ static PyObject *scan_log_group_list(PyObject *self, PyObject *arg)
         raise_scan("InvalidContent",
                    PyUnicode_FromString("the body is not a valid protobuf LogGroupList (or a "
                                         "string in it is not valid UTF-8)"));
+    } else if (sc.unknown_in != UNKNOWN_NONE) {
+        PyObject *place = unknown_place(&sc);
+        if (place != NULL) {
+            raise_scan("InvalidContent",
+                       PyUnicode_FromFormat("field %u with wire type %u in %U is not in the CLS "
+                                            "LogGroupList schema; an upload with unknown fields "
+                                            "is refused rather than stored in part",
+                                            sc.unknown_tag >> 3, sc.unknown_tag & 7, place));
+            Py_DECREF(place);
+        }
+    } else if (sc.time_err_group >= 0) {
+        raise_scan("InvalidContent",
+                   PyUnicode_FromFormat("log %llu of log group %zd has time %lld; Log.time must "
+                                        "be an integer from %lld to %lld (seconds, "
+                                        "milliseconds or microseconds)",
+                                        (unsigned long long)sc.time_err_log, sc.time_err_group,
+                                        (long long)sc.time_err_value,
+                                        (long long)cfg->log_time_min,
+                                        (long long)cfg->log_time_max));
     } else if (sc.logs_err_group >= 0) {
         raise_scan("LogSizeExceed",
                    PyUnicode_FromFormat("log group %zd holds %llu logs; at most %llu are allowed",
@@ -780,7 +870,7 @@ typedef struct {
     size_t client_ip_len;
     int meta_enabled[META_COUNT];
     int timestamp;
-    int64_t time_ms_low, time_ms_high; /* from Config */
+    int64_t time_ms_low, time_ms_high, log_time_min, log_time_max; /* from Config */
     /* outputs */
     Buf out;
     Vec ends;       /* size_t: end offset of each record in `out` */
@@ -792,20 +882,24 @@ typedef struct {
     Buf meta;  /* the current group's meta values as JSON */
 } Encoder;
 
-/* Log.time in ms (timefmt.normalise_log_time_ms), as decimal digits; WIRE_TIME if orjson could
- * not write it (below -2**63 once multiplied: Python's path raises there). */
-static int format_time(const Encoder *e, int64_t t, char *digits, size_t *len)
+/* Log.time in ms (timefmt.normalise_log_time_ms), as decimal digits. A time out of the
+ * accepted range (stored before ingest refused it) is clamped into it first, as
+ * formats/records.py does, so that one such record cannot fail its whole window. */
+static void format_time(const Encoder *e, int64_t t, char *digits, size_t *len)
 {
     int64_t ms;
-    if (t < e->time_ms_low) {
-        if (t < INT64_MIN / 1000)
-            return WIRE_TIME;
+    if (t < e->log_time_min)
+        t = e->log_time_min;
+    if (t > e->log_time_max)
+        t = e->log_time_max;
+    /* configure() checks 0 <= min <= max: no product below overflows, and truncation is
+     * floor division */
+    if (t < e->time_ms_low)
         ms = t * 1000;
-    } else if (t < e->time_ms_high) {
+    else if (t < e->time_ms_high)
         ms = t;
-    } else {
-        ms = t / 1000; /* t is positive here (configure() checks): truncation is floor division */
-    }
+    else
+        ms = t / 1000;
     char tmp[24];
     size_t n = 0;
     uint64_t u = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
@@ -819,7 +913,6 @@ static int format_time(const Encoder *e, int64_t t, char *digits, size_t *len)
     while (n)
         digits[k++] = tmp[--n];
     *len = k;
-    return WIRE_OK;
 }
 
 static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_count,
@@ -831,14 +924,14 @@ static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_
     Reader r = reader_of(msg);
     Field f = {0};
     Span key, value;
-    int keep;
+    uint32_t unknown;
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
         if (f.tag == LOG_TIME) {
             time = f.value;
         } else if (f.tag == LOG_CONTENT) {
-            TRY(read_entry(f.bytes, 0, &key, &value, &keep));
-            if (!keep)
+            TRY(read_entry(f.bytes, 0, &key, &value, &unknown));
+            if (unknown)
                 continue;
             if (!utf8_valid(key.p, key.n))
                 return WIRE_BAD_KEY;
@@ -853,7 +946,7 @@ static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_
     if (e->timestamp) {
         /* int64 from the varint's two's complement, as upb reads it */
         int64_t t = time > INT64_MAX ? -(int64_t)(~time) - 1 : (int64_t)time;
-        TRY(format_time(e, t, digits, &digits_len));
+        format_time(e, t, digits, &digits_len);
         Pair *p = vec_push(&e->pairs);
         if (p == NULL)
             return WIRE_NOMEM;
@@ -942,7 +1035,7 @@ static int encode_group(Encoder *e, Span msg)
     Reader r = reader_of(msg);
     Field f = {0};
     Span key, value;
-    int keep;
+    uint32_t unknown;
     /* First the group's own fields, wherever they are among its logs; contextFlow (2) is not
      * read by shipping. */
     while (r.p < r.end) {
@@ -962,8 +1055,8 @@ static int encode_group(Encoder *e, Span msg)
             meta_span[META_SOURCE] = f.bytes;
             break;
         case GROUP_LOG_TAG:
-            TRY(read_entry(f.bytes, 0, &key, &value, &keep));
-            if (keep) {
+            TRY(read_entry(f.bytes, 0, &key, &value, &unknown));
+            if (!unknown) {
                 Pair *t = vec_push(&e->tags);
                 if (t == NULL)
                     return WIRE_NOMEM;
@@ -1098,6 +1191,8 @@ static PyObject *encode_json_lines(PyObject *self, PyObject *args)
     e.tags.size = e.pairs.size = sizeof(Pair);
     e.time_ms_low = cfg->time_ms_low;
     e.time_ms_high = cfg->time_ms_high;
+    e.log_time_min = cfg->log_time_min;
+    e.log_time_max = cfg->log_time_max;
     PyObject *result = NULL;
     Py_ssize_t ip_len;
     const char *ip = PyUnicode_AsUTF8AndSize(client_ip, &ip_len);
@@ -1146,9 +1241,6 @@ static PyObject *encode_json_lines(PyObject *self, PyObject *args)
         break;
     case WIRE_BAD_KEY:
         PyErr_SetString(Unsupported, "a content or tag key is not valid UTF-8");
-        break;
-    case WIRE_TIME:
-        PyErr_SetString(Unsupported, "a log time is out of the range JSON lines can hold");
         break;
     default:
         PyErr_SetString(Unsupported, "the chunk is not a valid LogGroupList");
@@ -1233,13 +1325,14 @@ static int copy_keys(PyObject *keys, Config *cfg)
 static PyObject *configure(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"max_logs_per_group", "max_value_bytes", "max_group_value_bytes",
-                             "allowed_underscore_keys", "time_ms_low", "time_ms_high", "tags",
-                             NULL};
+                             "allowed_underscore_keys", "time_ms_low", "time_ms_high",
+                             "log_time_min", "log_time_max", "tags", NULL};
     Config *cfg = PyModule_GetState(self);
-    long long logs, value, group, low, high;
+    long long logs, value, group, low, high, time_min, time_max;
     PyObject *keys, *tags;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "LLLOLLO:configure", kwlist, &logs, &value,
-                                     &group, &keys, &low, &high, &tags))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "LLLOLLLLO:configure", kwlist, &logs,
+                                     &value, &group, &keys, &low, &high, &time_min, &time_max,
+                                     &tags))
         return NULL;
     /* The walks read the state without the GIL: it must never change under them. */
     if (cfg->configured) {
@@ -1251,6 +1344,12 @@ static PyObject *configure(PyObject *self, PyObject *args, PyObject *kwargs)
                                           "time_ms_high");
         return NULL;
     }
+    /* Every accepted time must have a millisecond value in 64 bits: no negative ones. */
+    if (time_min < 0 || time_max < time_min) {
+        PyErr_SetString(PyExc_ValueError, "log_time_min must be at least 0 and at most "
+                                          "log_time_max");
+        return NULL;
+    }
     if (check_tags(tags) < 0 || copy_keys(keys, cfg) < 0)
         return NULL;
     cfg->max_logs_per_group = (uint64_t)logs;
@@ -1258,6 +1357,8 @@ static PyObject *configure(PyObject *self, PyObject *args, PyObject *kwargs)
     cfg->max_group_value_bytes = (uint64_t)group;
     cfg->time_ms_low = low;
     cfg->time_ms_high = high;
+    cfg->log_time_min = time_min;
+    cfg->log_time_max = time_max;
     cfg->configured = 1;
     Py_RETURN_NONE;
 }
@@ -1267,9 +1368,10 @@ static PyObject *configure(PyObject *self, PyObject *args, PyObject *kwargs)
 static PyMethodDef methods[] = {
     {"configure", (PyCFunction)(void (*)(void))configure, METH_VARARGS | METH_KEYWORDS,
      "configure(*, max_logs_per_group, max_value_bytes, max_group_value_bytes, "
-     "allowed_underscore_keys, time_ms_low, time_ms_high, tags)\n\nHand the module the CLS "
-     "limits, the Log.time units and the schema's tags (checked against the C walks'); once, "
-     "before any walk. ingest/native.py does it on import."},
+     "allowed_underscore_keys, time_ms_low, time_ms_high, log_time_min, log_time_max, tags)"
+     "\n\nHand the module the CLS limits, the Log.time units and range, and the schema's "
+     "tags (checked against the C walks'); once, before any walk. ingest/native.py does it "
+     "on import."},
     {"scan_log_group_list", scan_log_group_list, METH_O,
      "scan_log_group_list(buf) -> (logs, groups)\n\nValidate an uploaded LogGroupList as "
      "ingest.decode.check_protobuf does; raise ScanError(kind, message) or Unsupported."},

@@ -17,6 +17,8 @@ def configure(
     allowed_underscore_keys: Sequence[str],
     time_ms_low: int,
     time_ms_high: int,
+    log_time_min: int,
+    log_time_max: int,
     tags: dict[str, int],
 ) -> None: ...
 def scan_log_group_list(buf: Any, /) -> tuple[int, int]: ...

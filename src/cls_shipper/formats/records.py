@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from google.protobuf.message import DecodeError
 
 from cls_shipper.errors import CorruptChunkError
-from cls_shipper.ingest.schema import message_classes
+from cls_shipper.ingest.schema import LOG_TIME_MAX, LOG_TIME_MIN, message_classes
 from cls_shipper.timefmt import MS_HIGH, MS_LOW, normalise_log_time_ms
 
 SOURCE = "__SOURCE__"
@@ -71,6 +71,14 @@ def text(value: str | bytes) -> str:
     return value if isinstance(value, str) else value.decode("utf-8", "replace")
 
 
+def _shipped_ms(time: int) -> int:
+    """A log time in ms. One out of the accepted range (negative: stored before ingest
+    refused it) is clamped into it first, so it ships as 0 like a log without a time, rather
+    than fail its whole window (no JSON lines integer or Parquet int64 holds -2**63 s in ms).
+    _wire.c's encoder does the same."""
+    return normalise_log_time_ms(min(max(time, LOG_TIME_MIN), LOG_TIME_MAX))
+
+
 def iter_batches(payload: bytes, client_ip: str) -> Iterator[Batch]:
     """The non-empty groups of one stored chunk, in order."""
     try:
@@ -88,7 +96,7 @@ def iter_batches(payload: bytes, client_ip: str) -> Iterator[Batch]:
         times: list[int] = [log.time for log in logs]
         # Nearly every chunk is uniformly in ms; check the extremes instead of every value.
         if min(times) < MS_LOW or max(times) >= MS_HIGH:
-            times = list(map(normalise_log_time_ms, times))
+            times = list(map(_shipped_ms, times))
         tag_map = group.logTags
         tags = {k: tag_map[k] for k in tag_map} if tag_map else {}
         meta = GroupMeta(

@@ -12,6 +12,7 @@ give the same decision, error kind and message (tests/unit/ingest/test_wire.py).
 
 from __future__ import annotations
 
+import json
 import re
 import zlib
 from collections.abc import Mapping
@@ -28,9 +29,12 @@ from cls_shipper.ingest import cls_pb
 from cls_shipper.ingest.native import wire as _wire
 from cls_shipper.ingest.schema import (
     ALLOWED_UNDERSCORE_KEYS,
+    LOG_TIME_MAX,
+    LOG_TIME_MIN,
     MAX_GROUP_VALUE_BYTES,
     MAX_LOGS_PER_GROUP,
     MAX_VALUE_BYTES,
+    MESSAGES,
     MiB,
     message_classes,
     wire_tags,
@@ -38,12 +42,23 @@ from cls_shipper.ingest.schema import (
 from cls_shipper.timefmt import now_ms
 
 # No size travels with an LZ4 block, so decompression needs a bound: far above what the
-# limits allow in practice (a few 5 MiB groups), low enough that a bomb cannot hurt.
+# limits allow in practice (a few 5 MiB groups), low enough that a bomb cannot hurt. It holds
+# for the whole body, every member of it together.
 MAX_RAW_BYTES = 64 * MiB
+# A deflate body may be several zlib streams or gzip members back to back (RFC 1952 calls a
+# concatenation of members valid gzip) and a zstd body several frames. Each member costs a
+# decompressor of its own, so their number is bounded: an SDK sends one; 64 leave room for
+# files concatenated by hand, and keep a body of 20-byte empty members from costing seconds.
+MAX_MEMBERS = 64
 
 CODECS = ("lz4", "zstd", "deflate", "none")
 
 _zstd = zstandard.ZstdDecompressor()
+# Input is fed to the decompressors in pieces: a zlib object copies what follows the end of a
+# member (`unused_data`), and a zstd object has no output bound, so the piece bounds both the
+# copying and what one call can produce (a 3-byte zstd RLE block yields 128 KiB).
+_ZLIB_PIECE = 1 * MiB
+_ZSTD_PIECE = 1024
 
 
 def codec_of(header: str | None) -> str:
@@ -62,11 +77,26 @@ def codec_of(header: str | None) -> str:
 
 def _corrupt(codec: str) -> ServiceError:
     return ServiceError(Kinds.INVALID_CONTENT,
-                        f"the body could not be decompressed as {codec} (corrupt, or more than "
-                        f"{MAX_RAW_BYTES // MiB} MiB uncompressed)")
+                        f"the body could not be decompressed as {codec} (corrupt, truncated, "
+                        f"or more than {MAX_RAW_BYTES // MiB} MiB uncompressed)")
+
+
+def _trailing(codec: str, what: str, at: int, total: int) -> ServiceError:
+    return ServiceError(Kinds.INVALID_CONTENT,
+                        f"the {codec} body holds {total - at} bytes after its last {what} "
+                        f"(at byte {at} of {total}) that are not another {what}; a body is "
+                        "accepted only when every byte of it is understood")
+
+
+def _too_many(codec: str, what: str) -> ServiceError:
+    return ServiceError(Kinds.INVALID_CONTENT,
+                        f"the {codec} body holds more than {MAX_MEMBERS} {what}; send fewer, "
+                        "larger ones")
 
 
 def _lz4(payload: bytes, size_hint: int | None) -> bytes:
+    # An LZ4 block has no end marker: the decoder reads sequences up to the last input byte
+    # and fails unless the last one ends exactly there, so no byte of a body goes unread.
     if size_hint is not None:
         try:
             return bytes(lz4.block.decompress(payload, uncompressed_size=size_hint))
@@ -85,50 +115,116 @@ def _lz4(payload: bytes, size_hint: int | None) -> bytes:
             size = min(MAX_RAW_BYTES, size * 4)
 
 
-def _zstd_decompress(payload: bytes) -> bytes:
-    # Streamed with a cap: the frame header may not state the size, and may lie.
+def _zstd_decompress(payload: bytes, size_hint: int | None) -> bytes:
+    """Every frame of the body (skippable frames count and yield nothing), each to its end.
+    With `size_hint` (a stored chunk): its first `size_hint` bytes, what the upload was
+    counted with, whatever follows (chunks stored before trailing bytes were refused)."""
+    limit = MAX_RAW_BYTES if size_hint is None else size_hint
+    view = memoryview(payload)
     parts: list[bytes] = []
-    size = 0
+    size = pos = frames = start = 0
     try:
-        with _zstd.stream_reader(payload, read_across_frames=True) as reader:
-            while chunk := reader.read(1 << 20):
-                size += len(chunk)
-                if size > MAX_RAW_BYTES:
+        while pos < len(view) and (size_hint is None or size < size_hint):
+            start = pos
+            frames += 1
+            if frames > MAX_MEMBERS:
+                raise _too_many("zstd", "frames")
+            inflater = _zstd.decompressobj()
+            while not inflater.eof:
+                if pos >= len(view):
+                    if size_hint is not None and size >= size_hint:
+                        break  # an old chunk whose last frame was cut short
+                    if frames > 1:
+                        raise _trailing("zstd", "frame", start, len(view))
+                    raise _corrupt("zstd")  # the frame is cut short
+                piece = view[pos:pos + _ZSTD_PIECE]
+                out = inflater.decompress(piece)
+                size += len(out)
+                if size > limit:
                     raise _corrupt("zstd")
-                parts.append(chunk)
+                parts.append(out)
+                pos += len(piece) - len(inflater.unused_data)
     except zstandard.ZstdError:
+        if frames > 1 and size_hint is None:
+            raise _trailing("zstd", "frame", start, len(view)) from None
         raise _corrupt("zstd") from None
+    if size_hint is not None and size != size_hint:
+        raise _corrupt("zstd")
     return b"".join(parts)
 
 
-def _deflate(payload: bytes) -> bytes:
-    # SDKs differ on what "deflate" means (Java calls it GZIP): accept zlib and gzip framing
-    # (wbits 32+15 detects either) and raw deflate.
-    for wbits in (47, -15):
-        inflater = zlib.decompressobj(wbits)
-        try:
-            out = inflater.decompress(payload, MAX_RAW_BYTES + 1)
-        except zlib.error:
-            continue
-        if len(out) > MAX_RAW_BYTES or inflater.unconsumed_tail:
-            raise _corrupt("deflate")
-        if inflater.eof:
-            return out
-    raise _corrupt("deflate")
+def _inflate_members(view: memoryview, size_hint: int | None) -> bytes | None:
+    """zlib streams and gzip members back to back, each to its end; None if the first is
+    neither (the caller tries raw deflate). With `size_hint`, see _zstd_decompress."""
+    limit = MAX_RAW_BYTES if size_hint is None else size_hint
+    parts: list[bytes] = []
+    size = pos = members = 0
+    while pos < len(view) and (size_hint is None or size < size_hint):
+        members += 1
+        if members > MAX_MEMBERS:
+            raise _too_many("deflate", "zlib streams or gzip members")
+        start = pos
+        inflater = zlib.decompressobj(47)  # 32 + 15: a zlib or a gzip header, detected
+        while not inflater.eof:
+            if pos >= len(view):
+                if members == 1:
+                    return None
+                raise _trailing("deflate", "zlib stream or gzip member", start, len(view))
+            piece = view[pos:pos + _ZLIB_PIECE]
+            try:
+                out = inflater.decompress(piece, limit - size + 1)
+            except zlib.error:
+                if members == 1:
+                    return None
+                raise _trailing("deflate", "zlib stream or gzip member", start,
+                                len(view)) from None
+            size += len(out)
+            if size > limit or inflater.unconsumed_tail:  # output bound reached: over the cap
+                raise _corrupt("deflate")
+            parts.append(out)
+            pos += len(piece) - len(inflater.unused_data)
+    if size_hint is not None and size != size_hint:
+        raise _corrupt("deflate")
+    return b"".join(parts)
+
+
+def _deflate(payload: bytes, size_hint: int | None) -> bytes:
+    # SDKs differ on what "deflate" means (Java calls it GZIP): accept zlib and gzip framing,
+    # several members of them back to back, or one raw deflate stream.
+    view = memoryview(payload)
+    out = _inflate_members(view, size_hint)
+    if out is not None:
+        return out
+    limit = MAX_RAW_BYTES if size_hint is None else size_hint
+    inflater = zlib.decompressobj(-15)
+    try:
+        out = inflater.decompress(payload, limit + 1)
+    except zlib.error:
+        raise _corrupt("deflate") from None
+    if len(out) > limit or inflater.unconsumed_tail or not inflater.eof:
+        raise _corrupt("deflate")
+    if size_hint is None and inflater.unused_data:
+        raise _trailing("deflate", "raw deflate stream", len(payload) - len(inflater.unused_data),
+                        len(payload))
+    if size_hint is not None and len(out) != size_hint:
+        raise _corrupt("deflate")
+    return out
 
 
 def decompress(codec: str, payload: bytes, size_hint: int | None = None) -> bytes:
     """The LogGroupList protobuf bytes of a payload compressed with `codec` (as stored in
-    `log_chunks.codec`, or returned by `codec_of`). `size_hint`, when known (a stored chunk's
-    `raw_size`), makes LZ4 decompression exact. Raises ServiceError(InvalidContent)."""
+    `log_chunks.codec`, or returned by `codec_of`). Without `size_hint` (an upload) every
+    byte of the payload must decode; `size_hint`, a stored chunk's `raw_size`, is the exact
+    size of what the upload was validated and counted with. Raises
+    ServiceError(InvalidContent)."""
     if codec == "lz4":
         return _lz4(payload, size_hint)
     if codec == "none":
         return payload
     if codec == "zstd":
-        return _zstd_decompress(payload)
+        return _zstd_decompress(payload, size_hint)
     if codec == "deflate":
-        return _deflate(payload)
+        return _deflate(payload, size_hint)
     raise ServiceError(Kinds.INVALID_COMPRESS_TYPE, f"unknown codec {codec!r}")
 
 
@@ -186,7 +282,7 @@ def _group_wire_sizes(raw: bytes) -> list[int] | None:
     return sizes
 
 
-def _varint(raw: bytes, pos: int) -> tuple[int, int]:
+def _varint(raw: bytes | memoryview, pos: int) -> tuple[int, int]:
     value = shift = 0
     while True:
         byte = raw[pos]
@@ -195,6 +291,90 @@ def _varint(raw: bytes, pos: int) -> tuple[int, int]:
         if byte < 0x80:
             return value, pos
         shift += 7
+
+
+# --- Unknown fields and times ---------------------------------------------------------------
+# Shipping reads Log.Content and LogTag as map entries, and upb drops an entry holding any
+# other field from a map: its key and value would be readable through GET /log yet missing
+# from every shipped object. So an upload holding a field the schema does not declare, at any
+# level (a declared number with another wire type is undeclared too, as upb sees it), is
+# refused. The official SDKs send only declared fields (spec §5.3).
+
+# Per message: its declared tags, and the message type of each message-valued one.
+_DECLARED: dict[str, dict[int, str | None]] = {
+    message: {_TAGS[f"{message}.{f.name}"]: (f.type if f.type in MESSAGES else None)
+              for f in fields}
+    for message, fields in MESSAGES.items()}
+
+
+def _place(message: str, group: int, log: int) -> str:
+    """Where a field is, in the C scanner's words."""
+    if message == "LogGroupList":
+        return "the LogGroupList"
+    if message == "LogGroup":
+        return f"log group {group}"
+    if message == "Log":
+        return f"log {log} of log group {group}"
+    if message == "Log.Content":
+        return f"a content of log {log} of log group {group}"
+    return f"a tag of log group {group}"
+
+
+def _first_unknown(raw: memoryview, message: str, group: int, log: int) -> str | None:
+    """The first undeclared field in wire order, depth first, as a refusal; the bytes parsed
+    already, so they are well-formed (a group is undeclared wherever it is)."""
+    declared = _DECLARED[message]
+    pos, end = 0, len(raw)
+    groups = logs = 0
+    while pos < end:
+        tag, pos = _varint(raw, pos)
+        wire_type = tag & 7
+        if tag not in declared:
+            return (f"field {tag >> 3} with wire type {wire_type} in "
+                    f"{_place(message, group, log)} is not in the CLS LogGroupList schema; an "
+                    "upload with unknown fields is refused rather than stored in part")
+        if wire_type == 0:
+            _, pos = _varint(raw, pos)
+            continue
+        length, pos = _varint(raw, pos)  # every declared field is a varint or length-delimited
+        child = declared[tag]
+        if child is not None:
+            found = _first_unknown(raw[pos:pos + length], child,
+                                   groups if message == "LogGroupList" else group,
+                                   logs if message == "LogGroup" and child == "Log" else log)
+            if found is not None:
+                return found
+            if message == "LogGroupList":
+                groups += 1
+            elif child == "Log":
+                logs += 1
+        pos += length
+    return None
+
+
+def _check_fields(message: Any, raw: bytes) -> None:
+    # Re-serialised without unknown fields, a message is never larger than its wire form
+    # (canonical varints and lengths, repeated scalars merged): the same size proves there
+    # was nothing unknown, and only a smaller one needs the walk.
+    message.DiscardUnknownFields()
+    if message.ByteSize() == len(raw):
+        return
+    found = _first_unknown(memoryview(raw), "LogGroupList", 0, 0)
+    if found is not None:
+        raise ServiceError(Kinds.INVALID_CONTENT, found)
+
+
+def _check_times(groups: Any) -> None:
+    for index, group in enumerate(groups):
+        times = [log.time for log in group.logs]
+        if times and (min(times) < LOG_TIME_MIN or max(times) > LOG_TIME_MAX):
+            for number, time in enumerate(times):
+                if not LOG_TIME_MIN <= time <= LOG_TIME_MAX:
+                    raise ServiceError(
+                        Kinds.INVALID_CONTENT,
+                        f"log {number} of log group {index} has time {time}; Log.time must "
+                        f"be an integer from {LOG_TIME_MIN} to {LOG_TIME_MAX} (seconds, "
+                        "milliseconds or microseconds)")
 
 
 def _check_values(group: Any, index: int) -> None:
@@ -253,7 +433,9 @@ def check_protobuf_python(raw: bytes) -> int:
         raise ServiceError(Kinds.INVALID_CONTENT,
                            "the body is not a valid protobuf LogGroupList (or a string in it "
                            "is not valid UTF-8)") from None
+    _check_fields(message, raw)
     groups = message.logGroupList
+    _check_times(groups)
     count = 0
     for index, group in enumerate(groups):
         logs = len(group.logs)
@@ -291,6 +473,25 @@ def _string(value: Any, where: str) -> str:
     return value
 
 
+def _unique_names(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    names = dict(pairs)
+    if len(names) != len(pairs):
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen:
+                raise _bad_json(f"the name {name!r} appears twice in one object; a repeated "
+                                "name would silently drop what came before it")
+            seen.add(name)
+    return names
+
+
+def _refuse_repeated_names(body: bytes) -> None:
+    """orjson keeps the last of repeated names, so `{"logs": [a, b], "logs": [c]}` would store
+    c alone and drop a and b: an object naming a field twice is refused. Runs after orjson
+    accepted the body, so the text is one valid UTF-8 JSON value."""
+    json.loads(body.decode("utf-8"), object_pairs_hook=_unique_names)
+
+
 def json_to_protobuf(body: bytes) -> tuple[bytes, int]:
     """The JSON upload form as LogGroupList protobuf bytes (one LogGroup) and its log count.
 
@@ -298,9 +499,10 @@ def json_to_protobuf(body: bytes) -> tuple[bytes, int]:
       "source": str?, "filename": str?, "hostname": str?, "tags": {"key": "value"}?}`
     """
     try:
-        data = orjson.loads(body)
+        data = orjson.loads(body)  # one JSON value: orjson refuses anything after it
     except orjson.JSONDecodeError as exc:
         raise ServiceError(Kinds.INVALID_CONTENT, f"the body is not valid JSON: {exc}") from None
+    _refuse_repeated_names(body)
     if not isinstance(data, dict):
         raise _bad_json("the body must be an object")
     unknown = sorted(set(data) - _JSON_FIELDS)
@@ -333,9 +535,10 @@ def json_to_protobuf(body: bytes) -> tuple[bytes, int]:
         if not isinstance(contents, dict) or not contents:
             raise _bad_json(f"logs[{index}].contents must be a non-empty object of strings")
         stamp = item.get("time", default_time)
-        if isinstance(stamp, bool) or not isinstance(stamp, int) or not 0 <= stamp < 1 << 63:
-            raise _bad_json(f"logs[{index}].time must be a non-negative integer "
-                            "(seconds, milliseconds or microseconds)")
+        if (isinstance(stamp, bool) or not isinstance(stamp, int)
+                or not LOG_TIME_MIN <= stamp <= LOG_TIME_MAX):
+            raise _bad_json(f"logs[{index}].time must be an integer from {LOG_TIME_MIN} to "
+                            f"{LOG_TIME_MAX} (seconds, milliseconds or microseconds)")
         log = group.logs.add()
         log.time = stamp
         for key, value in contents.items():

@@ -24,5 +24,7 @@ else:
         allowed_underscore_keys=sorted(schema.ALLOWED_UNDERSCORE_KEYS),
         time_ms_low=MS_LOW,
         time_ms_high=MS_HIGH,
+        log_time_min=schema.LOG_TIME_MIN,
+        log_time_max=schema.LOG_TIME_MAX,
         tags=schema.wire_tags(),
     )

@@ -28,6 +28,13 @@ MiB = 1 << 20
 MAX_LOGS_PER_GROUP = 10_000
 MAX_GROUP_VALUE_BYTES = 5 * MiB
 MAX_VALUE_BYTES = 1 * MiB
+# Log.time is seconds, milliseconds or microseconds, told apart by magnitude
+# (timefmt.normalise_log_time_ms). Accepted: 0 to 2**63 - 1, every int64 but the negative
+# ones, the rule the JSON form always had. Negative times are no time any SDK sends, and the
+# lowest (seconds below about -9.2e15) have no millisecond value in 64 bits, which JSON lines
+# and Parquet need; every accepted value normalises into [0, 2**63 // 1000) ms.
+LOG_TIME_MIN = 0
+LOG_TIME_MAX = (1 << 63) - 1
 # `__CONTENT__` is CLS's own key for an unstructured line (minimalist_log); it is the one
 # underscore key accepted, so raw lines can be uploaded the way LogListener sends them.
 ALLOWED_UNDERSCORE_KEYS = frozenset({"__CONTENT__"})

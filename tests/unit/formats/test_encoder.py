@@ -490,3 +490,51 @@ def test_extensions_and_content_types() -> None:
     pq_conf = config(ContentInfo("parquet", parquet=[ParquetKey("a", "string", "")]), "gzip")
     assert (file_extension(pq_conf), content_type(pq_conf)) == (
         ".parquet", "application/vnd.apache.parquet")
+
+
+# Log.time at the ends of the accepted range (0 .. 2**63 - 1) and, stored before ingest
+# refused them, below it: what each format ships (issue 10 item 2).
+EXTREME_TIMES = [
+    (0, 0),  # the lowest accepted: 0 s
+    (99_999_999_999, 99_999_999_999_000),  # the largest seconds value
+    (2**63 - 1, (2**63 - 1) // 1000),  # the largest accepted: microseconds
+    (-1, 0),  # out of range (stored before the rule): clamped to 0, like a missing time
+    (-(2**63), 0),  # overflowed the millisecond value and failed the whole window
+]
+
+
+def extreme_window() -> list[tuple[bytes, str]]:
+    logs = [(t, [("i", str(i))]) for i, (t, _) in enumerate(EXTREME_TIMES)]
+    return [(payload([group(logs)]), "10.0.0.1")]
+
+
+@pytest.mark.parametrize("json_info", [
+    LEGACY_JSON,  # the C transcoder's path when it is built
+    JsonInfo(enable_tag=False, meta_fields=["__TIMESTAMP__"], json_type=1),  # Python only
+])
+def test_extreme_log_times_ship_in_json_lines(json_info: JsonInfo) -> None:
+    sink = Collector()
+    result = encode_window(extreme_window(), config(ContentInfo("json", json=json_info)),
+                           sink.open)
+    assert result.records == len(EXTREME_TIMES)
+    shipped = [obj["__TIMESTAMP__"] for obj in json_objects(sink.parts[0].data)]
+    assert shipped == [ms for _, ms in EXTREME_TIMES]
+
+
+def test_extreme_log_times_ship_in_csv() -> None:
+    sink = Collector()
+    info = CsvInfo(print_key=False, keys=["i", "__TIMESTAMP__"], delimiter=",", escape_char='"',
+                   non_existing_field="")
+    encode_window(extreme_window(), config(ContentInfo("csv", csv=info)), sink.open)
+    rows = list(csv.reader(io.StringIO(sink.parts[0].data.decode())))
+    assert [int(ms) for _, ms in rows] == [ms for _, ms in EXTREME_TIMES]
+
+
+def test_extreme_log_times_ship_in_parquet() -> None:
+    sink = Collector()
+    keys = [ParquetKey(key_name="__TIMESTAMP__", key_type="int64",
+                       key_non_existing_field="NULL")]
+    encode_window(extreme_window(), config(ContentInfo("parquet", parquet=keys), "none"),
+                  sink.open)
+    table = pq.read_table(pa.BufferReader(sink.parts[0].data))
+    assert table.column("__TIMESTAMP__").to_pylist() == [ms for _, ms in EXTREME_TIMES]

@@ -11,7 +11,7 @@ import pytest
 
 from cls_shipper.ingest import cls_pb, schema
 from cls_shipper.ingest.native import wire
-from cls_shipper.timefmt import MS_HIGH, MS_LOW
+from cls_shipper.timefmt import MS_HIGH, MS_LOW, normalise_log_time_ms
 
 
 def sample() -> bytes:
@@ -82,7 +82,8 @@ def settings(**changes: Any) -> dict[str, Any]:
         "max_value_bytes": schema.MAX_VALUE_BYTES,
         "max_group_value_bytes": schema.MAX_GROUP_VALUE_BYTES,
         "allowed_underscore_keys": sorted(schema.ALLOWED_UNDERSCORE_KEYS),
-        "time_ms_low": MS_LOW, "time_ms_high": MS_HIGH, "tags": schema.wire_tags(),
+        "time_ms_low": MS_LOW, "time_ms_high": MS_HIGH, "log_time_min": schema.LOG_TIME_MIN,
+        "log_time_max": schema.LOG_TIME_MAX, "tags": schema.wire_tags(),
     }
     values.update(changes)
     return values
@@ -124,8 +125,21 @@ def test_configure_refuses_nonsense(fresh: ModuleType) -> None:
         fresh.configure(**settings(max_value_bytes=0))
     with pytest.raises(ValueError):
         fresh.configure(**settings(time_ms_low=MS_HIGH))
+    with pytest.raises(ValueError, match="log_time_min"):  # negative times are never accepted
+        fresh.configure(**settings(log_time_min=-1))
+    with pytest.raises(ValueError, match="log_time_min"):
+        fresh.configure(**settings(log_time_min=10, log_time_max=9))
     with pytest.raises(TypeError):
         fresh.configure(**settings(allowed_underscore_keys=[b"__CONTENT__"]))
+
+
+def test_every_accepted_time_ships_as_64_bit_milliseconds() -> None:
+    """The accepted range keeps every value's normalised ms within int64 (JSON lines'
+    integers, Parquet int64): its extremes and the unit boundaries inside it."""
+    inside = [t for t in (MS_LOW - 1, MS_LOW, MS_HIGH - 1, MS_HIGH)
+              if schema.LOG_TIME_MIN <= t <= schema.LOG_TIME_MAX]
+    for value in (schema.LOG_TIME_MIN, schema.LOG_TIME_MAX, *inside):
+        assert 0 <= normalise_log_time_ms(value) < 1 << 63
 
 
 def body(contents: list[tuple[str, str]], logs: int = 1, time: int = 1_717_200_000_123

@@ -296,10 +296,12 @@ def test_check_protobuf_uses_the_scanner_and_falls_back() -> None:
     assert decode.check_protobuf(body) == 1
     with_group = body + b"\x13\x14"  # a deprecated group: the Python parser decides
     assert c_verdict(with_group) is None
-    assert decode.check_protobuf(with_group) == 1
+    with pytest.raises(ServiceError, match="field 2 with wire type 3 in the LogGroupList"):
+        decode.check_protobuf(with_group)  # a group is a field the schema does not declare
     with pytest.raises(ServiceError) as caught:
         decode.check_protobuf(with_group + b"\x0c")
     assert caught.value.kind == Kinds.INVALID_CONTENT
+    assert "not a valid protobuf" in caught.value.message
 
 
 def content(key: bytes, value: bytes) -> bytes:
@@ -341,13 +343,44 @@ def body_of(groups: list[list[bytes]], **group_fields: bytes) -> bytes:
     ("bad utf-8 value", body_of([[content(b"a", b"\xff")]])),
     ("bad utf-8 filename", body_of([[content(b"a", b"1")]], filename=b"\xed\xa0\x80")),
     ("utf-8 max", body_of([[content(b"a", "\U0010ffff".encode())]])),
+    # Fields the schema does not declare, at every level (issue 10 item 11), and the
+    # declared ones the SDKs send.
+    ("unknown field in a content", body_of([[field(2, 2, field(1, 2, b"k") + field(2, 2, b"v")
+                                                   + field(3, 2, b"extra"))]])),
+    ("unknown field in a log", body_of([[content(b"a", b"1") + field(4, 0, 7)]])),
+    ("unknown field in a group", field(1, 2, field(1, 2, field(1, 0, 1) + content(b"a", b"1"))
+                                       + field(9, 2, b"x"))),
+    ("unknown field at the top", body_of([[content(b"a", b"1")]]) + field(2, 0, 5)),
+    ("unknown field in a tag", field(1, 2, field(1, 2, field(1, 0, 1) + content(b"a", b"1"))
+                                     + field(5, 2, field(1, 2, b"t") + field(2, 2, b"v")
+                                             + field(3, 0, 1)))),
+    ("unknown fixed64 in a content", body_of([[field(2, 2, field(1, 2, b"k") + field(2, 2, b"v")
+                                                     + field(7, 1, b"\0" * 8))]])),
+    ("declared number, other wire type", body_of([[field(1, 2, b"12") + content(b"a", b"1")]])),
+    ("first unknown in wire order", body_of([[content(b"a", b"1")], [
+        content(b"b", b"2") + field(5, 0, 1), field(2, 2, field(1, 2, b"k") + field(9, 0, 1))]])),
+    ("malformed beats unknown", body_of([[content(b"a", b"1") + field(4, 0, 7)]]) + b"\x0a\x05"),
+    ("unknown beats time", field(1, 2, field(1, 2, field(1, 0, -1) + field(4, 0, 7)))),
+    ("collectTime and contextFlow accepted", field(1, 2, field(
+        1, 2, field(1, 0, 1) + content(b"a", b"1") + field(3, 0, 99)) + field(2, 2, b"ctx-1"))),
+    # Log.time out of the accepted range (issue 10 item 2).
+    ("negative time", field(1, 2, field(1, 2, field(1, 0, -1) + content(b"a", b"1")))),
+    ("lowest time", field(1, 2, field(1, 2, field(1, 0, -(2**63)) + content(b"a", b"1")))),
+    ("second log's time", field(1, 2, field(1, 2, field(1, 0, 5) + content(b"a", b"1"))
+                                + field(1, 2, field(1, 0, -5) + content(b"a", b"1")))),
+    ("time bounds accepted", field(1, 2, field(1, 2, field(1, 0, 0) + content(b"a", b"1"))
+                                   + field(1, 2, field(1, 0, 2**63 - 1) + content(b"a", b"1")))),
+    ("last time counts accepted", field(1, 2, field(1, 2, field(1, 0, -1) + field(1, 0, 5)))),
+    ("time error beats size", field(1, 2, field(1, 2, field(1, 0, -1) + content(
+        b"a", b"x" * (decode.MAX_VALUE_BYTES + 1))))),
 ])
 def test_scanner_cases(name: str, raw: bytes) -> None:
     c = c_verdict(raw)
     assert c is not None
     assert c == python_verdict(raw)
-    if "allowed" in name or name in ("10,000 logs", "utf-8 max", "value exactly 1 MiB",
-                                      "last value counts", "tag key may start with _"):
+    if "allowed" in name or "accepted" in name or name in (
+            "10,000 logs", "utf-8 max", "value exactly 1 MiB", "last value counts",
+            "tag key may start with _"):
         assert c[0] == "ok"
     else:
         assert c[0] == "error"
@@ -439,10 +472,11 @@ def test_transcoder_falls_back_where_python_fails() -> None:
     with pytest.raises(UnicodeDecodeError):
         python_lines(bad_key, "ip", LEGACY_JSON)
     assert c_lines(body_of([[]]), "ip", LEGACY_JSON) == (b"", [], [])  # empty groups: skipped
+    # A time stored before ingest refused it ships clamped to the range, as 0, on both paths.
     out_of_range = field(1, 2, field(1, 2, field(1, 0, -(2**63)) + content(b"a", b"1")))
-    assert "out of the range" in c_lines(out_of_range, "ip", LEGACY_JSON)
-    with pytest.raises(TypeError):  # orjson.JSONEncodeError: integer beyond 64 bits
-        python_lines(out_of_range, "ip", LEGACY_JSON)
+    lines = c_lines(out_of_range, "ip", LEGACY_JSON)
+    assert lines == python_lines(out_of_range, "ip", LEGACY_JSON)
+    assert b'"__TIMESTAMP__":0,' in lines[0]
     assert c_lines(b"\x0a\x05\x0a", "ip", LEGACY_JSON) == "the chunk is not a valid LogGroupList"
     with pytest.raises(CorruptChunkError):
         python_lines(b"\x0a\x05\x0a", "ip", LEGACY_JSON)
