@@ -91,31 +91,48 @@ class _Stream:
         return out
 
 
-def _zstd_pieces(payload: bytes) -> Iterator[bytes]:
+def _zstd_pieces(payload: bytes, raw_size: int) -> Iterator[bytes]:
+    # Every frame, as the upload was decoded, but no further than `raw_size`: a chunk stored
+    # before uploads were decoded whole counted its records in the first frame only.
+    left = raw_size
     try:
         with zstandard.ZstdDecompressor().stream_reader(payload, read_across_frames=True) as r:
-            while piece := r.read(_PIECE):
+            while left > 0 and (piece := r.read(min(_PIECE, left))):
+                left -= len(piece)
                 yield piece
     except zstandard.ZstdError:
         raise CorruptChunkError("a stored zstd chunk does not decompress") from None
 
 
-def _deflate_pieces(payload: bytes) -> Iterator[bytes]:
-    # The framings `ingest.decode` accepts: zlib or gzip (wbits 47 detects either), raw.
-    for wbits in (47, -15):
-        inflater = zlib.decompressobj(wbits)
-        try:
-            first = inflater.decompress(payload, _PIECE)
-        except zlib.error:
-            continue
-        yield first
-        try:
-            while inflater.unconsumed_tail:
-                yield inflater.decompress(inflater.unconsumed_tail, _PIECE)
-        except zlib.error:
-            raise CorruptChunkError("a stored deflate chunk does not decompress") from None
-        return
-    raise CorruptChunkError("a stored deflate chunk does not decompress")
+def _deflate_pieces(payload: bytes, raw_size: int) -> Iterator[bytes]:
+    """The framings `ingest.decode` accepts: zlib streams or gzip members back to back (wbits
+    47 detects either), each decoded to its end, until `raw_size` bytes came out (see
+    _zstd_pieces); or one raw deflate stream."""
+    view = memoryview(payload)
+    pos, left = 0, raw_size
+    wbits = 47
+    try:
+        while left > 0 and pos < len(view):
+            inflater = zlib.decompressobj(wbits)
+            try:
+                piece = inflater.decompress(view[pos:], min(_PIECE, left))
+            except zlib.error:
+                if pos or wbits != 47:
+                    raise
+                wbits = -15  # not zlib or gzip framed: the raw deflate form
+                continue
+            while True:
+                left -= len(piece)
+                if piece:
+                    yield piece
+                if inflater.eof or left <= 0 or not inflater.unconsumed_tail:
+                    break
+                piece = inflater.decompress(inflater.unconsumed_tail, min(_PIECE, left))
+            if not inflater.eof:
+                break
+            pos = len(view) - len(inflater.unused_data)
+    except zlib.error:
+        raise CorruptChunkError("a stored deflate chunk does not decompress") from None
 
 
 def _varint(source: _Source) -> int | None:
@@ -226,9 +243,9 @@ def source_for(codec: str, payload: bytes, raw_size: int) -> _Source | None:
     if codec == "none":
         return _Whole(payload)
     if codec == "zstd":
-        return _Stream(_zstd_pieces(payload))
+        return _Stream(_zstd_pieces(payload, raw_size))
     if codec == "deflate":
-        return _Stream(_deflate_pieces(payload))
+        return _Stream(_deflate_pieces(payload, raw_size))
     return None
 
 

@@ -65,6 +65,46 @@ def test_every_range_reads_as_protobuf_would(codec: str) -> None:
     assert budget.held == 0
 
 
+def _members(codec: str, parts: list[bytes]) -> bytes:
+    """One payload of several members, as ingest accepts them: gzip members or zlib streams
+    back to back (deflate), several frames (zstd)."""
+    if codec == "gzip":
+        import gzip
+        return b"".join(gzip.compress(part) for part in parts)
+    if codec == "zlib":
+        return b"".join(zlib.compress(part) for part in parts)
+    return b"".join(zstandard.ZstdCompressor().compress(part) for part in parts)
+
+
+@pytest.mark.parametrize("framing", ["gzip", "zlib", "zstd"])
+def test_every_member_of_an_upload_is_read_back(framing: str) -> None:
+    # An upload of several members is stored as received and counted whole: reading it back
+    # must see the records of every member, as shipping does.
+    raw = _chunk()
+    groups = list(cls_pb.LogGroupList.FromString(raw).logGroupList)
+    parts = []
+    for half in (groups[:2], groups[2:]):
+        message = cls_pb.LogGroupList()
+        message.logGroupList.extend(half)
+        parts.append(bytes(message.SerializeToString()))
+    assert b"".join(parts) == raw  # a LogGroupList is the concatenation of its groups
+    codec = "zstd" if framing == "zstd" else "deflate"
+    payload = _members(framing, parts)
+    budget = readback.ReadBudget(1 << 20)
+    for lo in range(10):
+        for hi in range(lo + 1, 11):
+            got = readback.read_records(codec, payload, len(raw), lo, hi, budget)
+            assert _expected(got, 0, 10) == _expected(raw, lo, hi), (framing, lo, hi)
+
+
+def test_raw_deflate_is_read_back() -> None:
+    raw = _chunk()
+    compressor = zlib.compressobj(wbits=-15)
+    payload = compressor.compress(raw) + compressor.flush()
+    got = readback.read_records("deflate", payload, len(raw), 0, 10, readback.ReadBudget(1 << 20))
+    assert _expected(got, 0, 10) == _expected(raw, 0, 10)
+
+
 def test_a_stream_is_read_only_up_to_the_last_record_wanted() -> None:
     raw = _chunk()
     pieces_read = []
