@@ -76,6 +76,11 @@ class Kinds:
     # The object store failed while we asked it something (an audit): not our bug, not the
     # caller's input; the message carries the store's own reason (bucket missing, denied...).
     OBJECT_STORE_FAILED = ErrorKind("InternalError", 502, "FailedOperation")
+    # A shipper's destination checked on create/modify (spec §7.9 lists no bucket codes for
+    # CreateShipper/ModifyShipper): a missing bucket is a bad parameter value, one the
+    # server may not write to an ACL failure.
+    DESTINATION_MISSING = ErrorKind("InvalidParam", 400, "InvalidParameterValue")
+    DESTINATION_DENIED = ErrorKind("NotAllowed", 403, "OperationDenied.ACLFailed")
     SPEED_QUOTA_EXCEED = ErrorKind("SpeedQuotaExceed", 429, "RequestLimitExceeded")
     INTERNAL = ErrorKind("InternalError", 500, "InternalError")
 

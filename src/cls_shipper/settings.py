@@ -68,6 +68,12 @@ class Settings(BaseSettings):
     max_attempts: int = Field(default=5, ge=1)
     retry_base_seconds: float = Field(default=2.0, gt=0)
     log_level: LogLevel = "info"
+    # On SIGTERM/SIGINT: how long running tasks (and HTTP requests) get to finish, seconds;
+    # past it tasks are handed back to the queue unfinished.
+    grace_period: float = Field(default=30.0, ge=0)
+    # Write and delete a probe object when a shipper is created or its destination changed;
+    # off for creating shippers offline, before their buckets exist.
+    check_destination: bool = True
     # Quotas (spec §2.4 defaults): logsets in all, topics per logset, shippers per topic.
     quota_logsets: int = Field(default=20, ge=1)
     quota_topics: int = Field(default=10, ge=1)

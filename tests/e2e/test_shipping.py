@@ -179,13 +179,50 @@ def test_filter_rules_ship_only_matching(s3ship: ServerProcess, sclient: LegacyC
     assert_each_once(records, range(1, 300, 3))
 
 
+def test_destination_is_checked_on_create_and_modify(
+        s3ship: ServerProcess, sclient: LegacyClient, s3_server: S3TestServer) -> None:
+    """A missing bucket is refused when the shipper is created or moved to it, not found out
+    window by window; the probe object leaves nothing behind."""
+    topic, bucket = new_topic(sclient), new_bucket(s3_server)
+    missing = f"nowhere-{uuid.uuid4().hex[:10]}"
+    body = {"topic_id": topic, "bucket": missing, "prefix": "chk/", "shipper_name": "chk",
+            "interval": 1}
+    with pytest.raises(ApiError) as err:
+        sclient.call("POST", "/shipper", json=body)
+    assert err.value.status == 400 and err.value.code == "InvalidParam"
+    assert missing in err.value.body["errormessage"]
+    assert "does not exist" in err.value.body["errormessage"]
+    shipper_id = sclient.call("POST", "/shipper", json={**body, "bucket": bucket})["shipper_id"]
+    with pytest.raises(ApiError) as err:
+        sclient.call("PUT", "/shipper", json={"shipper_id": shipper_id, "bucket": missing})
+    assert err.value.status == 400 and "does not exist" in err.value.body["errormessage"]
+    assert sclient.call("GET", "/shipper", {"shipper_id": shipper_id})["bucket"] == bucket
+    sclient.call("PUT", "/shipper", json={"shipper_id": shipper_id, "prefix": "moved/"})
+    assert s3_server.list_objects(bucket, "") == []  # the probes were deleted
+    sclient.call("DELETE", "/shipper", {"shipper_id": shipper_id})
+
+
+def test_destination_check_can_be_skipped(tmp_path: Path, s3_server: S3TestServer) -> None:
+    """CHECK_DESTINATION=false: shippers are created before their buckets exist."""
+    server = ServerProcess(tmp_path, args=["--object-store", s3_server.sink_url],
+                           env={**s3_server.env, "CLS_SHIPPER_CHECK_DESTINATION": "false"})
+    try:
+        client = LegacyClient(server.start().base_url)
+        assert client.call("POST", "/shipper", json={
+            "topic_id": new_topic(client), "bucket": f"later-{uuid.uuid4().hex[:10]}",
+            "prefix": "p/", "shipper_name": "offline"})["shipper_id"]
+    finally:
+        server.stop()
+
+
 def test_missing_bucket_fails_clearly_then_retry_ships(
         s3ship: ServerProcess, sclient: LegacyClient, s3_server: S3TestServer) -> None:
     topic = new_topic(sclient)
-    bucket = f"later-{uuid.uuid4().hex[:10]}"
+    bucket = new_bucket(s3_server)  # there when the shipper is created (it is checked)...
     shipper_id = sclient.call("POST", "/shipper", json={
         "topic_id": topic, "bucket": bucket, "prefix": "m/", "shipper_name": "missing",
         "interval": 1, "compress": {"format": "gzip"}})["shipper_id"]
+    s3_server.client().delete_bucket(Bucket=bucket)  # ... and gone when windows ship
     upload(s3ship, topic, 0, 200)
     listed = wait_shipped(sclient, shipper_id, time.time() * 1000, allow_failed=True)
     failed = [t for t in listed if t["status"] == "failed"]
@@ -317,9 +354,12 @@ def test_audit_proves_the_bucket_matches_the_ledger(
 def test_a_config_mistake_is_fixed_by_retrying_with_the_current_config(
         s3ship: ServerProcess, sclient: LegacyClient, s3_server: S3TestServer) -> None:
     topic, bucket = new_topic(sclient), new_bucket(s3_server)
+    # The mistyped bucket passes the check at creation and is gone when windows ship.
+    s3_server.create_bucket(bucket + "-typo")
     shipper_id = sclient.call("POST", "/shipper", json={
         "topic_id": topic, "bucket": bucket + "-typo", "prefix": "r/", "shipper_name": "typo",
         "interval": 1, "compress": {"format": "gzip"}})["shipper_id"]
+    s3_server.client().delete_bucket(Bucket=bucket + "-typo")
     upload(s3ship, topic, 0, 150)
     listed = wait_shipped(sclient, shipper_id, time.time() * 1000, allow_failed=True)
     failed = [t for t in listed if t["status"] == "failed"]

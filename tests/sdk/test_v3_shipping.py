@@ -57,14 +57,21 @@ def test_shipping_lifecycle(shipping_server: ServerProcess, s3_server: S3TestSer
                             tmp_path: Path) -> None:
     server = shipping_server
     sdk = Sdk(server)
-    bucket = f"v3-{uuid.uuid4().hex[:10]}"  # not created yet: the first tasks must fail
+    bucket = f"v3-{uuid.uuid4().hex[:10]}"
     logset = sdk.call("CreateLogset", {"LogsetName": f"ls-{uuid.uuid4().hex[:8]}"})["LogsetId"]
     topic = sdk.call("CreateTopic", {"LogsetId": logset, "TopicName": "app"})["TopicId"]
+    refused = v3_json(server, "CreateShipper", {"TopicId": topic, "Bucket": bucket,
+                                                "Prefix": "v3/", "ShipperName": "early"})
+    # A missing bucket is refused at creation...
+    assert refused["Error"]["Code"] == "InvalidParameterValue", refused
+    assert "does not exist" in refused["Error"]["Message"]
+    s3_server.create_bucket(bucket)
     shipper = sdk.call("CreateShipper", {
         "TopicId": topic, "Bucket": bucket, "Prefix": "v3/", "ShipperName": "live",
         "Interval": 2, "Partition": "%Y%m%d/", "Compress": {"Format": "gzip"},
         "Content": {"Format": "json", "Json": {"EnableTag": False, "MetaFields": [],
                                                "JsonType": 1}}})["ShipperId"]
+    s3_server.client().delete_bucket(Bucket=bucket)  # ... and gone later: the tasks fail
     assert upload_logs(server, topic, 50)["ok"]["RequestId"]
 
     def task_list() -> list[dict[str, Any]]:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import stat
 import threading
+import time
+from collections.abc import Generator
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -104,6 +108,12 @@ def serve(
         help="file:///dir or s3://?endpoint=... (default: <data-dir>/buckets).")] = None,
     role: Annotated[str | None, typer.Option(help="all | api | worker | scheduler")] = None,
     workers: Annotated[int | None, typer.Option(help="Shipping worker processes.")] = None,
+    grace_period: Annotated[float | None, typer.Option(
+        help="Seconds running tasks and requests get to finish on SIGTERM/SIGINT (default "
+             "30); then tasks are handed back to the queue.")] = None,
+    check_destination: Annotated[bool | None, typer.Option(
+        help="Write and delete a probe object in a shipper's bucket when it is created or "
+             "its destination modified (default on).")] = None,
     config: ConfigFile = None,
     demo: Annotated[bool, typer.Option(help="Also run the demo: generated nginx logs "
                                        "shipped every few seconds.")] = False,
@@ -113,7 +123,8 @@ def serve(
         min_interval = demo_module.DEMO_INTERVAL
     settings = settings_from(config, host=host, port=port, data_dir=data_dir, timezone=timezone,
                              min_interval=min_interval, database_url=database_url,
-                             object_store=object_store, role=role, workers=workers)
+                             object_store=object_store, role=role, workers=workers,
+                             grace_period=grace_period, check_destination=check_destination)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo's requests are noise
@@ -122,7 +133,10 @@ def serve(
     os.umask(0o077)
     ctx = prepare(settings)
     engine = Engine(settings, ctx.db)
-    stop = threading.Event()
+    stopper = _Stopper(engine)
+    signal.signal(signal.SIGTERM, stopper)
+    signal.signal(signal.SIGINT, stopper)
+    stop = threading.Event()  # the demo's
     engine.start()
     try:
         if settings.role in ("all", "api"):
@@ -132,19 +146,56 @@ def serve(
                 threading.Thread(target=demo_module.run, daemon=True, name="demo",
                                  args=(settings, secret_id, secret_key, stop)).start()
             app = create_app(settings, ctx)
-            uvicorn.run(app, host=settings.host, port=settings.port,
-                        http=header_limited(settings.max_header_bytes),
-                        log_level=settings.log_level, access_log=False)
+            server = _Server(uvicorn.Config(
+                app, host=settings.host, port=settings.port,
+                http=header_limited(settings.max_header_bytes), log_level=settings.log_level,
+                access_log=False, timeout_graceful_shutdown=max(1, int(settings.grace_period))))
+            stopper.server = server
+            server.run()
         else:
             # A worker or scheduler node has no HTTP surface: run until told to stop. It is
             # ready once its row is in the node registry (`cls-shipper status` shows it).
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            signal.signal(signal.SIGINT, lambda *_: stop.set())
             if engine.heartbeat is not None:
                 engine.heartbeat.registered.wait(30)
-            logging.getLogger("cls_shipper.serve").info(
-                "node %s ready (role %s)", engine.node_id, settings.role)
-            stop.wait()
+            log.info("node %s ready (role %s)", engine.node_id, settings.role)
+            # Polled rather than an Event.wait: the handler must not take a lock the main
+            # thread might hold at that moment.
+            while not stopper.signals:
+                time.sleep(0.2)
     finally:
         stop.set()
         engine.stop()
+    log.info("node %s stopped cleanly", engine.node_id)
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn without its own signal handling: after its shutdown it re-raises the SIGTERM
+    it caught, which kills the process before the engine has stopped (workers orphaned, the
+    node left in the registry). `serve` installs one handler for every role instead."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class _Stopper:
+    """SIGTERM and SIGINT on every role. The first begins a clean stop: HTTP takes no new
+    connections and finishes the requests in flight, the scheduler stops, worker processes
+    claim nothing more and get the grace period for their tasks. A second one hurries it:
+    HTTP drops what is left, workers hand their tasks back now."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.server: uvicorn.Server | None = None
+        self.signals = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        del frame
+        self.signals += 1
+        log.info("%s: %s", signal.Signals(signum).name,
+                 "stopping" if self.signals == 1 else "hurrying the stop")
+        self.engine.request_stop()
+        if self.server is not None:
+            self.server.should_exit = True
+            if self.signals > 1:
+                self.server.force_exit = True

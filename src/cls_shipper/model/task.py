@@ -29,6 +29,7 @@ class RunOutcome(StrEnum):
     FAILED = "failed"  # failed, and so did the task
     EXPIRED = "expired"  # its lease ran out and another worker took the task over
     LEASE_LOST = "lease_lost"  # it finished after that; its outcome was not recorded
+    RELEASED = "released"  # its worker was stopping and handed the task back unfinished
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,19 +9,28 @@ from typing import Any
 from sqlalchemy import and_, case, delete, func, insert, not_, or_, select, update
 from sqlalchemy.engine import Connection
 
-from cls_shipper.errors import Kinds, ServiceError, invalid
+from cls_shipper.errors import ErrorKind, Kinds, ServiceError, SinkError, SinkErrorKind, invalid
 from cls_shipper.ids import new_id
 from cls_shipper.model.shipper import Api, ContentInfo, ShipperConfig
 from cls_shipper.model.task import TaskStatus
 from cls_shipper.model.windows import align_down
 from cls_shipper.service import topics as topic_service
 from cls_shipper.service.context import Context
-from cls_shipper.service.shipper_rules import validate
+from cls_shipper.service.shipper_rules import check_bucket, check_prefix, validate
 from cls_shipper.shipping import ledger
 from cls_shipper.store.schema import shippers, topics
 from cls_shipper.timefmt import now_ms
 
 IMMUTABLE = ("topic_id",)
+# The probe object a destination check writes and deletes, after the shipper's prefix.
+PROBE_NAME = ".cls-shipper-probe-"
+_PROBE_KINDS: dict[SinkErrorKind, ErrorKind] = {
+    "bucket_missing": Kinds.DESTINATION_MISSING,
+    "access_denied": Kinds.DESTINATION_DENIED,
+    "invalid": Kinds.INVALID_PARAM,
+    "unreachable": Kinds.OBJECT_STORE_FAILED,
+    "other": Kinds.OBJECT_STORE_FAILED,
+}
 
 
 # API 3.0 HistoryStatus (spec §7.6, §8.6).
@@ -78,6 +87,27 @@ class Shipper:
         return TASK_STATUS_EXCEPTION if self.progress.failed else TASK_STATUS_RUNNING
 
 
+def check_destination(ctx: Context, bucket: str, prefix: str) -> None:
+    """Fail now, not at the first window, when the bucket is missing or not writable: write
+    a small object under the prefix and delete it (unless CHECK_DESTINATION is off, for
+    creating shippers before their buckets exist). Done outside any transaction: it waits
+    on the network."""
+    if not ctx.settings.check_destination:
+        return
+    key = "/".join(part for part in f"{prefix}{PROBE_NAME}{new_id()}".split("/") if part)
+    try:
+        ctx.sink().probe(bucket, key)
+    except SinkError as exc:
+        detail = exc.detail or exc.message
+        message = {
+            "bucket_missing": f"bucket {bucket!r} does not exist ({detail}): create it "
+                              "first, or start the server with CHECK_DESTINATION=false",
+            "access_denied": f"no permission to write to bucket {bucket!r} ({detail}): grant "
+                             "the server's object store credentials PutObject on it",
+        }.get(exc.kind, f"cannot check bucket {bucket!r}: {exc.message}")
+        raise ServiceError(_PROBE_KINDS[exc.kind], message) from None
+
+
 def create(ctx: Context, config: ShipperConfig, api: Api, *, start_ms: int = 0,
            end_ms: int = 0) -> str:
     """A new shipper. Windows start at the aligned window holding `start_ms` (API 3.0
@@ -100,6 +130,7 @@ def create(ctx: Context, config: ShipperConfig, api: Api, *, start_ms: int = 0,
         retention_start = created - topic.period * 86_400_000
         if start_ms < retention_start:
             raise invalid("StartTime cannot be earlier than the start of the topic's retention")
+    check_destination(ctx, config.bucket, config.prefix)
     first_window = align_down(start_ms or created, config.interval)
     shipper_id = new_id()
     with ctx.db.begin() as conn:
@@ -253,6 +284,7 @@ def modify(ctx: Context, shipper_id: str, api: Api, changes: dict[str, Any],
             raise invalid(f"{name} cannot be modified")
     if not changes and effective is None:
         raise invalid("give at least one field to modify")
+    _check_new_destination(ctx, shipper_id, changes)
     with ctx.db.begin() as conn:
         # FOR UPDATE: two concurrent modifies on PostgreSQL must not both read the old config
         # and write it back whole, losing one change (SQLite's BEGIN IMMEDIATE serialises).
@@ -286,6 +318,21 @@ def modify(ctx: Context, shipper_id: str, api: Api, changes: dict[str, Any],
         if effective is not None:
             values["effective"] = effective
         conn.execute(update(shippers).where(shippers.c.shipper_id == shipper_id).values(**values))
+
+
+def _check_new_destination(ctx: Context, shipper_id: str, changes: dict[str, Any]) -> None:
+    """Before a modify's transaction (no lock held on the network): check the destination
+    when the bucket or the prefix changes."""
+    if "bucket" not in changes and "prefix" not in changes:
+        return
+    with ctx.db.read() as conn:
+        row = conn.execute(select(shippers.c.config)
+                           .where(shippers.c.shipper_id == shipper_id)).first()
+    if row is None:
+        return  # the transaction reports ShipperNotExist
+    current = ShipperConfig.from_dict(row.config)
+    check_destination(ctx, check_bucket(changes.get("bucket", current.bucket)),
+                      check_prefix(changes.get("prefix", current.prefix)))
 
 
 def delete_shipper(ctx: Context, shipper_id: str) -> None:

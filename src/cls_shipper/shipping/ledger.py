@@ -12,6 +12,7 @@ worker's claim):
 | `running`           | `succeed`                                  | `success` | worker       |
 | `running`           | `fail`: transient, attempts left (backoff) | `wait`    | worker       |
 | `running`           | `fail`: permanent, or out of attempts      | `failed`  | worker       |
+| `running`           | `release`: the worker is stopping          | `wait`    | worker       |
 | `running` (expired) | `claim` takes it over                      | `running` | lease expiry |
 | `running` (expired) | `claim` after `max_attempts` expiries      | `failed`  | lease expiry |
 | `failed`            | `retry`: PUT /task(s), RetryShipperTask    | `wait`    | user via API |
@@ -23,9 +24,9 @@ On PostgreSQL claims use `FOR UPDATE SKIP LOCKED`; on SQLite the write lock seri
 
 Every run of a task is a `task_runs` row, written in the same transaction as the state
 change it goes with, so the run log and the ledger never disagree: a claim opens it
-(`running`), `succeed` and `fail` close it (`success`, `retry`, `failed`), a takeover closes
-the previous one (`expired`), and a worker that finishes without its lease closes its own
-as `lease_lost`.
+(`running`), `succeed`, `fail` and `release` close it (`success`, `retry`, `failed`,
+`released`), a takeover closes the previous one (`expired`), and a worker that finishes
+without its lease closes its own as `lease_lost`.
 """
 
 from __future__ import annotations
@@ -276,6 +277,24 @@ def fail(db: Database, task: Claimed, now: int, message: str, *, transient: bool
         else:
             _close_run(conn, task.lease_token, now, RunOutcome.LEASE_LOST, message)
     return status if result.rowcount else None
+
+
+def release(db: Database, task: Claimed, now: int) -> bool:
+    """Hand a running task back unfinished because its worker is stopping (SIGTERM, its
+    grace period over): `wait`, due now, so another worker takes it at once instead of after
+    the lease expires. The attempt is given back (attempts - 1): the window did not fail, and
+    counting it would let a few rolling restarts fail a healthy window through
+    `max_attempts`. The run stays in the log as `released`. False if the lease was lost."""
+    with db.begin() as conn:
+        result = conn.execute(update(tasks).where(_fenced(task)).values(
+            status=TaskStatus.WAIT, message="released by a stopping worker; waiting to be "
+                                            "shipped", next_attempt_ms=now,
+            attempts=tasks.c.attempts - 1,  # claim counted it; at least 1 while running
+            run_end_ms=now, lease_owner=None, lease_expires_ms=None))
+        if result.rowcount:
+            _close_run(conn, task.lease_token, now, RunOutcome.RELEASED,
+                       "the worker was stopping; the task was handed back unfinished")
+    return bool(result.rowcount)
 
 
 # --- The user's side (through the service) --------------------------------------------------

@@ -23,6 +23,22 @@ from cls_shipper.timefmt import now_ms
 log = logging.getLogger("cls_shipper.worker")
 
 
+class _Abandoned(Exception):  # control flow, never reported as an error
+    """The worker is stopping and its grace period is over: give the task back."""
+
+
+@dataclass
+class Stopping:
+    """How a worker process is told to stop. `stop`: claim nothing more, finish the task in
+    hand; `abandon`: the grace period is over, hand that task back now (its open object is
+    aborted, the ledger releases it). `in_hand` is the task being shipped, so the stop
+    watchdog can release it when the shipping thread is stuck in a store call."""
+
+    stop: threading.Event = field(default_factory=threading.Event)
+    abandon: threading.Event = field(default_factory=threading.Event)
+    in_hand: ledger.Claimed | None = None
+
+
 @dataclass
 class _WindowReader:
     """Feeds the encoder and remembers the offsets it saw."""
@@ -30,6 +46,7 @@ class _WindowReader:
     db: Database
     task: ledger.Claimed
     lease_lost: Callable[[], bool] = lambda: False
+    abandon: Callable[[], bool] = lambda: False
     first_offset: int | None = None
     last_offset: int | None = None
     chunks: int = field(default=0)
@@ -41,6 +58,9 @@ class _WindowReader:
                 # Another worker has this task now: stop rather than race it to the keys.
                 raise ShippingError("lease lost: another worker took this task over",
                                     transient=True)
+            if self.abandon():
+                # Raised through the encoder, which aborts the open part: no partial object.
+                raise _Abandoned
             if self.first_offset is None:
                 self.first_offset = chunk.first_offset
             self.last_offset = chunk.first_offset + chunk.record_count - 1
@@ -50,11 +70,13 @@ class _WindowReader:
 
 def ship(db: Database, sink: Sink, task: ledger.Claimed,
          max_part_raw_bytes: int | None = None,
-         lease_lost: Callable[[], bool] = lambda: False) -> ledger.Outcome:
-    """Ship one task's window; raises ShippingError with a message a user can act on."""
+         lease_lost: Callable[[], bool] = lambda: False,
+         abandon: Callable[[], bool] = lambda: False) -> ledger.Outcome:
+    """Ship one task's window; raises ShippingError with a message a user can act on (and
+    `_Abandoned` once `abandon()` is true, between two chunks)."""
     config = task.config
     naming = ObjectNaming.for_window(task.shipper_id, task.range_start_ms, config)
-    reader = _WindowReader(db, task, lease_lost)
+    reader = _WindowReader(db, task, lease_lost, abandon)
 
     def open_part(index: int) -> ObjectWriter:
         return sink.open_writer(config.bucket, naming.key(index, reader.first_offset or 0),
@@ -98,16 +120,26 @@ class WorkerSettings:
     poll_seconds: float = 0.5
 
 
-def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings) -> bool:
+def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,
+            stopping: Stopping | None = None) -> bool:
     """Claim and run one due task; False when there was none."""
+    stopping = stopping or Stopping()
     task = ledger.claim(db, worker_id, now_ms(), settings.lease_ms,
                        max_attempts=settings.max_attempts)
     if task is None:
         return False
+    stopping.in_hand = task
     keeper = _LeaseKeeper(db, task, settings.lease_ms)
     keeper.start()
     try:
-        outcome = ship(db, sink, task, lease_lost=lambda: keeper.lost)
+        outcome = ship(db, sink, task, lease_lost=lambda: keeper.lost,
+                       abandon=stopping.abandon.is_set)
+    except _Abandoned:
+        keeper.done.set()
+        released = ledger.release(db, task, now_ms())
+        log.info("task %s (%s) %s: the worker is stopping", task.task_id, task.shipper_id,
+                 "released" if released else "not released (lease already lost)")
+        return True
     except Exception as exc:
         keeper.done.set()
         if isinstance(exc, ShippingError):
@@ -129,12 +161,16 @@ def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings) 
 
 
 def run_loop(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,
-             stop: threading.Event) -> None:
+             stop: threading.Event, stopping: Stopping | None = None) -> None:
+    """Ship tasks until `stop` is set; the task in hand is finished first (or handed back
+    when `stopping.abandon` is set)."""
+    stopping = stopping or Stopping(stop=stop)
     while not stop.is_set():
         try:
-            busy = run_one(db, sink, worker_id, settings)
+            busy = run_one(db, sink, worker_id, settings, stopping)
         except Exception:
             log.exception("worker %s: claim failed; retrying", worker_id)
             busy = False
+        stopping.in_hand = None
         if not busy:
             stop.wait(settings.poll_seconds)

@@ -12,8 +12,8 @@ from typing import Protocol
 from cls_shipper.errors import SinkError
 from cls_shipper.model.objects import ObjectWriter, WrittenObject
 
-__all__ = ["Digests", "ObjectWriter", "Sink", "StoredObject", "WrittenObject", "check_bucket",
-           "check_key"]
+__all__ = ["PROBE_BODY", "Digests", "ObjectWriter", "Sink", "StoredObject", "WrittenObject",
+           "check_bucket", "check_key"]
 
 @dataclass(frozen=True)
 class StoredObject:
@@ -37,9 +37,17 @@ class Sink(Protocol):
         `/`), in no particular order."""
         ...
 
+    def probe(self, bucket: str, key: str) -> None:
+        """Check the bucket exists and can be written: write a small object under `key`
+        and delete it. Raises SinkError (bucket_missing, access_denied, ...) when not."""
+        ...
+
     def describe(self) -> str:
         """Where objects go, for logs and status; never contains secrets."""
         ...
+
+
+PROBE_BODY = b"cls-shipper destination check; safe to delete\n"
 
 
 # Loose on purpose: the store itself is the authority on bucket names (S3 wants lowercase,

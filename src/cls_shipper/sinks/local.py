@@ -13,6 +13,7 @@ from pathlib import Path
 
 from cls_shipper.errors import SinkError
 from cls_shipper.sinks.base import (
+    PROBE_BODY,
     Digests,
     StoredObject,
     WrittenObject,
@@ -138,6 +139,17 @@ class LocalSink:
             # Temp files of writes under way (or left by a crash) are not objects.
             if path.is_file() and key.startswith(prefix) and not path.name.endswith(TEMP_SUFFIX):
                 yield _stored(key, path)
+
+    def probe(self, bucket: str, key: str) -> None:
+        # A bucket here is a directory made on demand, so only writability can fail.
+        writer = self.open_writer(bucket, key, content_type="text/plain")
+        writer.write(PROBE_BODY)
+        writer.close()
+        path = self.path_of(bucket, key)
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise _os_error(exc, "delete", path) from exc
 
     def describe(self) -> str:
         return f"local directory {self.root}"

@@ -32,6 +32,7 @@ from obstore.store import S3Store
 
 from cls_shipper.errors import SinkError
 from cls_shipper.sinks.base import (
+    PROBE_BODY,
     Digests,
     StoredObject,
     WrittenObject,
@@ -418,6 +419,19 @@ class S3Sink:
                         yield _stored(meta["path"], meta["size"], meta["e_tag"])
         except Exception as exc:  # obstore raises several types; classify() sorts them
             raise classify(exc, bucket=bucket, key=prefix, where=self.where) from exc
+
+    def probe(self, bucket: str, key: str) -> None:
+        check_bucket(bucket)
+        check_key(key)
+        store = self.store(bucket)
+        try:
+            obstore.put(store, key, PROBE_BODY)
+        except Exception as exc:  # obstore raises several types; classify() sorts them
+            raise classify(exc, bucket=bucket, key=key, where=self.where) from exc
+        # Shipping needs PutObject only: credentials without DeleteObject pass the check
+        # and leave the small probe object behind rather than refuse a working bucket.
+        with contextlib.suppress(Exception):
+            obstore.delete(store, key)
 
     def describe(self) -> str:
         return self.options.describe()

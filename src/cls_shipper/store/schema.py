@@ -159,6 +159,7 @@ task_runs = Table(
     # The lease as last granted or renewed: past it, the run had no right to the task.
     Column("lease_expires_ms", BigInteger, nullable=False),
     # running | success | retry | failed | expired (taken over) | lease_lost (finished late)
+    # | released (handed back by a stopping worker)
     Column("outcome", String(16), nullable=False),
     Column("message", Text, nullable=False, default=""),
     Index("ix_task_runs_task", "task_id", "started_ms"),
