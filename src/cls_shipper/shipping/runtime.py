@@ -19,7 +19,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from cls_shipper.settings import Settings
-from cls_shipper.shipping import scheduler, worker
+from cls_shipper.shipping import ledger, scheduler, worker
 from cls_shipper.shipping.nodes import Heartbeat, Leadership, NodeInfo, node_id_of
 from cls_shipper.sinks import open_sink
 from cls_shipper.store import Database, open_database
@@ -31,8 +31,11 @@ log = logging.getLogger("cls_shipper.runtime")
 def worker_settings(settings: Settings) -> worker.WorkerSettings:
     return worker.WorkerSettings(
         lease_ms=int(settings.lease_seconds * 1000),
-        max_attempts=settings.max_attempts,
-        retry_base_ms=int(settings.retry_base_seconds * 1000),
+        policy=ledger.RetryPolicy(
+            base_ms=int(settings.retry_base_seconds * 1000),
+            cap_ms=int(settings.retry_backoff_cap_seconds * 1000),
+            deadline_ms=int(settings.retry_deadline_seconds * 1000),
+            max_attempts=settings.max_attempts),
     )
 
 

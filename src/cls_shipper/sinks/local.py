@@ -4,6 +4,7 @@ object or the complete new one, never a part."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -13,11 +14,13 @@ from pathlib import Path
 
 from cls_shipper.errors import SinkError
 from cls_shipper.sinks.base import (
+    PROBE_BODY,
     Digests,
     StoredObject,
     WrittenObject,
     check_bucket,
     check_key,
+    probe_key,
 )
 
 # In-flight files are hidden and end in this suffix; anything left after a crash can be
@@ -138,6 +141,14 @@ class LocalSink:
             # Temp files of writes under way (or left by a crash) are not objects.
             if path.is_file() and key.startswith(prefix) and not path.name.endswith(TEMP_SUFFIX):
                 yield _stored(key, path)
+
+    def probe(self, bucket: str, prefix: str) -> None:
+        key = probe_key(prefix)
+        writer = LocalWriter(bucket, key, self.path_of(bucket, key))
+        writer.write(PROBE_BODY)
+        written = writer.close()
+        with contextlib.suppress(OSError):  # see Sink.probe: deleting is not required
+            (self.root / bucket / written.key).unlink()
 
     def describe(self) -> str:
         return f"local directory {self.root}"

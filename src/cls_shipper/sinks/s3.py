@@ -32,11 +32,13 @@ from obstore.store import S3Store
 
 from cls_shipper.errors import SinkError
 from cls_shipper.sinks.base import (
+    PROBE_BODY,
     Digests,
     StoredObject,
     WrittenObject,
     check_bucket,
     check_key,
+    probe_key,
 )
 
 if TYPE_CHECKING:
@@ -418,6 +420,20 @@ class S3Sink:
                         yield _stored(meta["path"], meta["size"], meta["e_tag"])
         except Exception as exc:  # obstore raises several types; classify() sorts them
             raise classify(exc, bucket=bucket, key=prefix, where=self.where) from exc
+
+    def probe(self, bucket: str, prefix: str) -> None:
+        check_bucket(bucket)
+        key = probe_key(prefix)
+        check_key(key)
+        store = self.store(bucket)
+        try:
+            # A PUT like the workers' (same store, credentials and timeouts): what a bucket
+            # policy or a missing bucket refuses, it refuses too.
+            obstore.put(store, key, PROBE_BODY)
+        except Exception as exc:  # obstore raises several types; classify() sorts them
+            raise classify(exc, bucket=bucket, key=key, where=self.where) from exc
+        with contextlib.suppress(Exception):  # see Sink.probe: deleting is not required
+            obstore.delete(store, key)
 
     def describe(self) -> str:
         return self.options.describe()
