@@ -308,7 +308,7 @@ def test_backoff_is_capped_exponential_with_full_jitter() -> None:
 
 
 def test_an_outage_is_retried_until_the_deadline_not_a_count(ctx: Context) -> None:
-    shipper_id, start, now = _cut(ctx, 5, 1)
+    shipper_id, _, now = _cut(ctx, 5, 1)
     policy = ledger.RetryPolicy(base_ms=1_000, cap_ms=4_000, deadline_ms=60_000,
                                 max_attempts=2)
     first_claim = now
