@@ -404,12 +404,16 @@ def claim_probe(db: Database, now: int, lease_ms: int) -> ProbeTarget | None:
     """The blocked shipper whose probe is due longest, leased for `lease_ms` (its next probe
     moves past the lease, so no other worker probes it meanwhile, and a worker that dies
     while probing only delays the probe)."""
+    due = and_(shippers.c.blocked_since_ms.is_not(None), shippers.c.next_probe_ms <= now)
+    with db.read() as conn:
+        # Idle workers ask every poll: a read first, so SQLite's write lock (BEGIN
+        # IMMEDIATE) is taken only when a probe is due.
+        if conn.execute(select(shippers.c.shipper_id).where(due).limit(1)).first() is None:
+            return None
     with db.begin() as conn:
         query = (select(shippers.c.shipper_id, shippers.c.blocked_bucket,
                         shippers.c.blocked_prefix, shippers.c.blocked_since_ms)
-                 .where(shippers.c.blocked_since_ms.is_not(None),
-                        shippers.c.next_probe_ms <= now)
-                 .order_by(shippers.c.next_probe_ms).limit(1))
+                 .where(due).order_by(shippers.c.next_probe_ms).limit(1))
         if not db.is_sqlite:
             query = query.with_for_update(skip_locked=True)
         row = conn.execute(query).first()
