@@ -121,7 +121,8 @@ def preload(url: str, windows: int, chunks_per_window: int, shipper_count: int) 
 def _worker(url: str, sink_url: str, worker_id: str, ready: Any, go: Event) -> None:
     db = open_database(url, run_migrations=False, pool=WORKER_POOL)
     sink = open_sink(sink_url)
-    settings = worker.WorkerSettings(lease_ms=120_000, max_attempts=3, retry_base_ms=1000)
+    settings = worker.WorkerSettings(lease_ms=120_000, policy=ledger.RetryPolicy(
+        base_ms=1000, cap_ms=60_000, deadline_ms=3_600_000, max_attempts=3))
     ready.put(worker_id)
     go.wait()
     while worker.run_one(db, sink, worker_id, settings):

@@ -65,8 +65,15 @@ class Settings(BaseSettings):
     max_signature_seconds: int = Field(default=3600, ge=60)
     scheduler_tick: float = Field(default=1.0, gt=0)
     lease_seconds: float = Field(default=30.0, gt=0)
+    # Times a worker may die (lease expired) on one window before it is failed, and attempts
+    # of a failure that is neither an outage nor the destination's refusal (a bug, a codec).
     max_attempts: int = Field(default=5, ge=1)
+    # Outages are retried with capped exponential backoff and full jitter (a random delay up
+    # to min(cap, base * 2^(attempt-1))) until the deadline, counted from the window's first
+    # attempt. The cap also bounds the probes of a blocked shipper's destination.
     retry_base_seconds: float = Field(default=2.0, gt=0)
+    retry_backoff_cap_seconds: float = Field(default=300.0, gt=0)
+    retry_deadline_seconds: float = Field(default=86_400.0, gt=0)
     log_level: LogLevel = "info"
     # On SIGTERM/SIGINT: how long running tasks (and HTTP requests) get to finish, seconds;
     # past it tasks are handed back to the queue unfinished.

@@ -25,6 +25,7 @@ ENGINE_ENV = {
     "CLS_SHIPPER_SCHEDULER_TICK": "0.2",
     "CLS_SHIPPER_LEASE_SECONDS": "4",
     "CLS_SHIPPER_RETRY_BASE_SECONDS": "0.5",
+    "CLS_SHIPPER_RETRY_BACKOFF_CAP_SECONDS": "2",
     "CLS_SHIPPER_MAX_ATTEMPTS": "8",
 }
 
@@ -215,7 +216,20 @@ def test_destination_check_can_be_skipped(tmp_path: Path, s3_server: S3TestServe
         server.stop()
 
 
-def test_missing_bucket_fails_clearly_then_retry_ships(
+def wait_blocked(client: LegacyClient, shipper_id: str, timeout: float = 60.0
+                 ) -> dict[str, Any]:
+    """The shipper's `blocked` field once it is blocked."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        blocked: dict[str, Any] | None = client.call(
+            "GET", "/shipper", {"shipper_id": shipper_id})["blocked"]
+        if blocked is not None:
+            return blocked
+        time.sleep(0.2)
+    raise AssertionError(f"shipper not blocked in {timeout}s: {tasks_of(client, shipper_id)}")
+
+
+def test_missing_bucket_fails_at_once_then_heals_by_itself(
         s3ship: ServerProcess, sclient: LegacyClient, s3_server: S3TestServer) -> None:
     topic = new_topic(sclient)
     bucket = new_bucket(s3_server)  # there when the shipper is created (it is checked)...
@@ -223,24 +237,58 @@ def test_missing_bucket_fails_clearly_then_retry_ships(
         "topic_id": topic, "bucket": bucket, "prefix": "m/", "shipper_name": "missing",
         "interval": 1, "compress": {"format": "gzip"}})["shipper_id"]
     s3_server.client().delete_bucket(Bucket=bucket)  # ... and gone when windows ship
-    upload(s3ship, topic, 0, 200)
-    listed = wait_shipped(sclient, shipper_id, time.time() * 1000, allow_failed=True)
+    upload(s3ship, topic, 0, 100)
+    blocked = wait_blocked(sclient, shipper_id)
+    assert blocked["code"] == 10001 and "does not exist" in blocked["reason"]
+    upload(s3ship, topic, 100, 100)  # more windows while blocked: they wait, untried
+    time.sleep(2)
+    listed = tasks_of(sclient, shipper_id)
     failed = [t for t in listed if t["status"] == "failed"]
     assert failed and all("does not exist" in t["message"] and "10001" in t["message"]
                           for t in failed)
     progress = sclient.call("GET", "/shipper", {"shipper_id": shipper_id})["progress"]
     assert progress["failed_tasks"] == len(failed) and progress["oldest_failed_window"]
+    # Failed at once, and the other windows spent nothing of their budget.
+    for task in listed:
+        if task["status"] != "success":
+            detail = sclient.call("GET", "/task", {"shipper_id": shipper_id,
+                                                   "task_id": task["task_id"]})
+            assert detail["attempts"] <= 1, detail
     s3_server.create_bucket(bucket)
-    for task in failed:
-        sclient.call("PUT", "/task", {}, {"shipper_id": shipper_id, "task_id": task["task_id"]})
+    # No command: the shipper's probe finds the bucket and queues the windows again.
     wait_shipped(sclient, shipper_id, time.time() * 1000)
+    assert sclient.call("GET", "/shipper", {"shipper_id": shipper_id})["blocked"] is None
     assert_each_once(shipped_records(s3_server, sclient, shipper_id, bucket, "json", "gzip"),
                      range(200))
     detail = sclient.call("GET", "/task", {"shipper_id": shipper_id,
                                            "task_id": failed[0]["task_id"]})
     outcomes = [run["outcome"] for run in detail["runs"]]
-    assert outcomes[0] == "failed" and outcomes[-1] == "success", outcomes
+    assert outcomes == ["failed", "success"], outcomes
     assert all(run["worker"] and run["start_time"] for run in detail["runs"])
+
+
+def test_a_deleted_bucket_heals_when_it_is_recreated(
+        s3ship: ServerProcess, sclient: LegacyClient, s3_server: S3TestServer) -> None:
+    topic, bucket = new_topic(sclient), new_bucket(s3_server)
+    shipper_id = sclient.call("POST", "/shipper", json={
+        "topic_id": topic, "bucket": bucket, "prefix": "x/", "shipper_name": "deleted",
+        "interval": 1, "compress": {"format": "gzip"}})["shipper_id"]
+    upload(s3ship, topic, 0, 100)
+    wait_shipped(sclient, shipper_id, time.time() * 1000)
+    s3 = s3_server.client()
+    for key in s3_server.list_objects(bucket):
+        s3.delete_object(Bucket=bucket, Key=key)
+    s3.delete_bucket(Bucket=bucket)
+    upload(s3ship, topic, 100, 100)
+    assert wait_blocked(sclient, shipper_id)["code"] == 10001
+    upload(s3ship, topic, 200, 100)
+    s3_server.create_bucket(bucket)
+    wait_shipped(sclient, shipper_id, time.time() * 1000)
+    assert sclient.call("GET", "/shipper", {"shipper_id": shipper_id})["blocked"] is None
+    # What was in the bucket went with it; everything uploaded since is there, once.
+    records = [r for key in s3_server.list_objects(bucket, "x/")
+               for r in read_records(s3_server.get_object(bucket, key), "json", "gzip")]
+    assert_each_once(records, range(100, 300))
 
 
 def test_endpoint_down_part_of_the_time(s3ship: ServerProcess, sclient: LegacyClient,
@@ -361,11 +409,13 @@ def test_a_config_mistake_is_fixed_by_retrying_with_the_current_config(
         "interval": 1, "compress": {"format": "gzip"}})["shipper_id"]
     s3_server.client().delete_bucket(Bucket=bucket + "-typo")
     upload(s3ship, topic, 0, 150)
-    listed = wait_shipped(sclient, shipper_id, time.time() * 1000, allow_failed=True)
-    failed = [t for t in listed if t["status"] == "failed"]
+    assert wait_blocked(sclient, shipper_id)["code"] == 10001
+    failed = [t for t in tasks_of(sclient, shipper_id) if t["status"] == "failed"]
     assert failed
     sclient.call("PUT", "/shipper", json={"shipper_id": shipper_id, "bucket": bucket})
-    # A plain retry ships the window as it was cut: into the mistyped bucket, again.
+    # A plain retry lifts the block but ships the window as it was cut: into the mistyped
+    # bucket, again, which blocks the shipper again (its probe checks the mistyped bucket,
+    # so it stays blocked until the windows are retried with the fixed config).
     first = {"shipper_id": shipper_id, "task_id": failed[0]["task_id"]}
     sclient.call("PUT", "/task", json=first)
     deadline = time.monotonic() + 30

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from cls_shipper.errors import SinkError
 from cls_shipper.shipping import ledger
 from cls_shipper.store import open_database
 from cls_shipper.timefmt import now_ms
@@ -83,16 +84,23 @@ def test_retry_rules(client: LegacyClient, server: ServerProcess,
             claimed = ledger.claim(db, "test-worker", now_ms() + 10_000, 30_000,
                                   exclude_shippers=frozenset({claimed.shipper_id}))
         assert claimed is not None
-        status = ledger.fail(db, claimed, now_ms(), "bucket 'x' does not exist (10001)",
-                            transient=False, max_attempts=5, retry_base_ms=1000)
+        policy = ledger.RetryPolicy(base_ms=1000, cap_ms=60_000, deadline_ms=86_400_000,
+                                    max_attempts=5)
+        status = ledger.fail(db, claimed, now_ms(), SinkError(
+            "bucket_missing", "bucket 'x' does not exist (10001)"), policy)
         assert status == "failed"
     finally:
         db.dispose()
     detail = client.call("GET", "/task", {"shipper_id": shipper, "task_id": claimed.task_id})
     assert detail["status"] == "failed" and "does not exist" in detail["message"]
     assert detail["attempts"] == 1 and detail["end_time"] != ""
+    blocked = client.call("GET", "/shipper", {"shipper_id": shipper})["blocked"]
+    assert blocked["code"] == 10001 and "does not exist" in blocked["reason"]
+    assert blocked["since"] and blocked["next_probe"]
     assert client.call("PUT", "/task", json={"shipper_id": shipper,
                                              "task_id": claimed.task_id}) is None
+    # A retry says the destination was fixed: the shipper is no longer blocked.
+    assert client.call("GET", "/shipper", {"shipper_id": shipper})["blocked"] is None
     detail = client.call("GET", "/task", {"shipper_id": shipper, "task_id": claimed.task_id})
     assert detail["status"] in ("wait", "running", "success")
     assert detail["attempts"] in (0, 1)

@@ -23,7 +23,6 @@ from cls_shipper.timefmt import now_ms
 
 IMMUTABLE = ("topic_id",)
 # The probe object a destination check writes and deletes, after the shipper's prefix.
-PROBE_NAME = ".cls-shipper-probe-"
 _PROBE_KINDS: dict[SinkErrorKind, ErrorKind] = {
     "bucket_missing": Kinds.DESTINATION_MISSING,
     "access_denied": Kinds.DESTINATION_DENIED,
@@ -77,14 +76,17 @@ class Shipper:
     end_ms: int
     config: ShipperConfig
     progress: Progress
+    blocked: ledger.Blocked | None = None  # its destination refuses it (see the ledger)
 
     @property
     def task_status(self) -> int:
-        """API 3.0 TaskStatus: stopped when switched off, exception while any task has
-        failed (and not been retried), else running."""
+        """API 3.0 TaskStatus: stopped when switched off, exception while blocked or while
+        any task has failed (and not been retried), else running."""
         if not self.effective:
             return TASK_STATUS_STOPPED
-        return TASK_STATUS_EXCEPTION if self.progress.failed else TASK_STATUS_RUNNING
+        if self.blocked is not None or self.progress.failed:
+            return TASK_STATUS_EXCEPTION
+        return TASK_STATUS_RUNNING
 
 
 def check_destination(ctx: Context, bucket: str, prefix: str) -> None:
@@ -94,9 +96,8 @@ def check_destination(ctx: Context, bucket: str, prefix: str) -> None:
     on the network."""
     if not ctx.settings.check_destination:
         return
-    key = "/".join(part for part in f"{prefix}{PROBE_NAME}{new_id()}".split("/") if part)
     try:
-        ctx.sink().probe(bucket, key)
+        ctx.sink().probe(bucket, prefix)
     except SinkError as exc:
         detail = exc.detail or exc.message
         message = {
@@ -203,6 +204,7 @@ def _to_shipper(conn: Connection, row: Any) -> Shipper:
         shipper_id=row.shipper_id, effective=row.effective, created_ms=row.created_ms,
         updated_ms=row.updated_ms, start_ms=row.start_ms, end_ms=row.end_ms,
         config=ShipperConfig.from_dict(row.config), progress=progress,
+        blocked=ledger.blocked_of(row),
     )
 
 
@@ -229,7 +231,8 @@ class ShipperQuery:
 
 def _task_status_condition(statuses: list[int]) -> Any:
     """SQL for Shipper.task_status in `statuses`; the same rule as the property."""
-    has_failed = ledger.has_failed_task(shippers.c.shipper_id)
+    has_failed = or_(ledger.has_failed_task(shippers.c.shipper_id),
+                     shippers.c.blocked_since_ms.is_not(None))
     by_status = {
         TASK_STATUS_STOPPED: not_(shippers.c.effective),
         TASK_STATUS_RUNNING: and_(shippers.c.effective, not_(has_failed)),

@@ -4,19 +4,29 @@ every read of the ledger the service and the CLI make, goes through this module.
 A task moves like this (`running` holds a lease; "lease expiry" is noticed by the next
 worker's claim):
 
-| from                | event                                      | to        | who          |
-|---------------------|--------------------------------------------|-----------|--------------|
-| -                   | `cut_windows`: its window closed           | `wait`    | scheduler    |
-| `wait` (due)        | `claim`                                    | `running` | worker       |
-| `running`           | `renew`: the lease is extended             | `running` | worker       |
-| `running`           | `succeed`                                  | `success` | worker       |
-| `running`           | `fail`: transient, attempts left (backoff) | `wait`    | worker       |
-| `running`           | `fail`: permanent, or out of attempts      | `failed`  | worker       |
-| `running`           | `release`: the worker is stopping          | `wait`    | worker       |
-| `running` (expired) | `claim` takes it over                      | `running` | lease expiry |
-| `running` (expired) | `claim` after `max_attempts` expiries      | `failed`  | lease expiry |
-| `failed`            | `retry`: PUT /task(s), RetryShipperTask    | `wait`    | user via API |
-| any                 | `delete_shipper_tasks`: shipper deleted    | -         | user via API |
+| from                | event                                             | to        | who     |
+|---------------------|---------------------------------------------------|-----------|---------|
+| -                   | `cut_windows`: its window closed                  | `wait`    | sched.  |
+| `wait` (due)        | `claim` (its shipper not blocked)                 | `running` | worker  |
+| `running`           | `renew`: the lease is extended                    | `running` | worker  |
+| `running`           | `succeed`                                         | `success` | worker  |
+| `running`           | `fail`: outage, before the retry deadline         | `wait`    | worker  |
+| `running`           | `fail`: other transient, attempts left            | `wait`    | worker  |
+| `running`           | `fail`: destination refused it (blocks shipper)   | `failed`  | worker  |
+| `running`           | `fail`: permanent, past deadline, out of attempts | `failed`  | worker  |
+| `running`           | `release`: the worker is stopping                 | `wait`    | worker  |
+| `running` (expired) | `claim` takes it over                             | `running` | expiry  |
+| `running` (expired) | `claim` after `max_attempts` expiries             | `failed`  | expiry  |
+| `failed` (refused)  | `probe_passed`: the shipper's destination works   | `wait`    | probe   |
+| `failed`            | `retry`: PUT /task(s), RetryShipperTask           | `wait`    | user    |
+| any                 | `delete_shipper_tasks`: shipper deleted           | -         | user    |
+
+A shipper is **blocked** while its destination refuses it (bucket missing, access denied, a
+config the store rejects): `fail` blocks it in the transaction that fails the task, `claim`
+skips its tasks (so its other windows keep their retry budget), workers probe its destination
+with capped backoff (`claim_probe`, `probe_failed`), and `probe_passed` unblocks it and queues
+the tasks that failed for that cause again, in window order. A user's `retry` unblocks it too.
+This module is the only writer of the `blocked_*` columns.
 
 Every transition of a running task is fenced by its lease token: a worker whose lease
 expired (and whose task another worker took over) cannot overwrite the newer outcome.
@@ -32,6 +42,7 @@ without its lease closes its own as `lease_lost`.
 from __future__ import annotations
 
 import dataclasses
+import random
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +50,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Row
 
+from cls_shipper.errors import ShippingError, SinkError, TaskCode
 from cls_shipper.ids import new_id
 from cls_shipper.model.objects import ShippedObject
 from cls_shipper.model.shipper import ShipperConfig
@@ -48,6 +60,38 @@ from cls_shipper.store import Database
 from cls_shipper.store.schema import shippers, task_runs, tasks, topics
 
 WINDOWS_PER_TICK = 500  # bounds one transaction during a backfill; the rest come next tick
+# SinkError kinds that mean the destination refuses the shipper: waiting will not fix them,
+# and every other window of the shipper would meet them too.
+BLOCKING_KINDS = frozenset({"bucket_missing", "access_denied", "invalid"})
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When a failed window is tried again (settings `RETRY_*`, `MAX_ATTEMPTS`)."""
+
+    base_ms: int  # first backoff ceiling; doubles per attempt
+    cap_ms: int  # no backoff (nor probe delay) is longer
+    deadline_ms: int  # outages are retried until this long after the first attempt
+    max_attempts: int  # worker deaths, and attempts of non-outage transient failures
+
+    def ceiling(self, attempt: int) -> int:
+        """min(cap, base * 2^(attempt-1)): the longest backoff after `attempt` failed."""
+        exponent = min(max(attempt - 1, 0), 40)  # 2^40 * base is past any cap
+        return int(min(self.cap_ms, self.base_ms * 2 ** exponent))
+
+    def backoff(self, attempt: int, rng: random.Random | None = None) -> int:
+        """Full jitter: uniform in [0, ceiling], so tasks that failed together (an outage
+        fails a whole backlog at once) do not come back together."""
+        return round((rng or random).uniform(0, self.ceiling(attempt)))
+
+
+def _span(ms: int) -> str:
+    seconds = ms / 1000
+    if seconds < 120:
+        return f"{seconds:.1f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}min"
+    return f"{seconds / 3600:.1f}h"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +106,7 @@ class Claimed:
     attempts: int
     config: ShipperConfig
     lease_token: str
+    first_attempt_ms: int = 0  # when this window was first attempted (retry deadline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,25 +186,33 @@ def _claimable(now: int) -> ColumnElement[bool]:
     )
 
 
+def _not_blocked() -> ColumnElement[bool]:
+    return tasks.c.shipper_id.not_in(
+        select(shippers.c.shipper_id).where(shippers.c.blocked_since_ms.is_not(None)))
+
+
 def claim(db: Database, worker_id: str, now: int, lease_ms: int,
           exclude_shippers: frozenset[str] = frozenset(),
           max_attempts: int | None = None) -> Claimed | None:
-    """Lease a due task (or one whose lease expired) to this worker.
+    """Lease a due task (or one whose lease expired) to this worker; never one of a blocked
+    shipper (its destination refuses it: the window would only fail).
 
     Shippers take turns: the task comes from the shipper with the fewest tasks running now,
     then the oldest due. So one shipper's backlog, or a slow bucket whose tasks hold workers
     for long, gets one worker while others have work and all of them once the rest is done.
 
     A task whose lease expired `max_attempts` times (its worker died or stalled each time,
-    e.g. killed for memory) is failed instead of being handed to yet another worker."""
+    e.g. killed for memory) is failed instead of being handed to yet another worker. Those
+    expiries are counted apart from attempts: an outage makes attempts many, not deaths."""
     token = f"{worker_id}/{uuid.uuid4().hex[:12]}"
     busy = (select(tasks.c.shipper_id, func.count().label("leases"))
             .where(tasks.c.status == TaskStatus.RUNNING, tasks.c.lease_expires_ms >= now)
             .group_by(tasks.c.shipper_id).cte("busy"))
     with db.begin() as conn:
-        query = (select(tasks.c.task_id, tasks.c.status, tasks.c.lease_owner, tasks.c.attempts)
+        query = (select(tasks.c.task_id, tasks.c.status, tasks.c.lease_owner, tasks.c.attempts,
+                        tasks.c.expiries)
                  .select_from(tasks.outerjoin(busy, busy.c.shipper_id == tasks.c.shipper_id))
-                 .where(_claimable(now))
+                 .where(_claimable(now), _not_blocked())
                  .order_by(func.coalesce(busy.c.leases, 0), tasks.c.next_attempt_ms,
                            tasks.c.range_start_ms)
                  .limit(1))
@@ -176,28 +229,33 @@ def claim(db: Database, worker_id: str, now: int, lease_ms: int,
             # Taking over an expired lease: its run ends here, for the record.
             _close_run(conn, found.lease_owner, now, RunOutcome.EXPIRED,
                        "lease expired; the task was taken over", only_running=True)
-            if max_attempts is None or found.attempts < max_attempts:
+            expiries = found.expiries + 1
+            if max_attempts is None or expiries < max_attempts:
+                conn.execute(update(tasks).where(tasks.c.task_id == found.task_id)
+                             .values(expiries=expiries))
                 break
-            message = (f"the worker shipping this window stopped {found.attempts} times without "
+            message = (f"the worker shipping this window stopped {expiries} times without "
                        "finishing (killed, out of memory, or stalled past its lease): see its "
                        "runs in GET /task, fix the cause, then retry the task")
             conn.execute(update(tasks).where(tasks.c.task_id == found.task_id).values(
                 status=TaskStatus.FAILED, message=message, last_error=message,
-                run_end_ms=now, lease_owner=None, lease_expires_ms=None))
+                run_end_ms=now, lease_owner=None, lease_expires_ms=None, expiries=expiries))
         row = conn.execute(
             update(tasks).where(tasks.c.task_id == found.task_id).values(
                 status=TaskStatus.RUNNING, message=TaskStatus.RUNNING.value,
                 lease_owner=token, lease_expires_ms=now + lease_ms,
-                attempts=tasks.c.attempts + 1, run_start_ms=now, run_end_ms=None)
+                attempts=tasks.c.attempts + 1, run_start_ms=now, run_end_ms=None,
+                first_attempt_ms=func.coalesce(tasks.c.first_attempt_ms, now))
             .returning(tasks.c.task_id, tasks.c.shipper_id, tasks.c.topic_id,
                        tasks.c.range_start_ms, tasks.c.range_end_ms, tasks.c.attempts,
-                       tasks.c.config)).one()
+                       tasks.c.config, tasks.c.first_attempt_ms)).one()
         conn.execute(insert(task_runs).values(
             run_id=token, task_id=row.task_id, shipper_id=row.shipper_id, attempt=row.attempts,
             lease_token=token, owner=worker_id, started_ms=now, ended_ms=None,
             lease_expires_ms=now + lease_ms, outcome=RunOutcome.RUNNING, message=""))
     return Claimed(row.task_id, row.shipper_id, row.topic_id, row.range_start_ms,
-                   row.range_end_ms, row.attempts, ShipperConfig.from_dict(row.config), token)
+                   row.range_end_ms, row.attempts, ShipperConfig.from_dict(row.config), token,
+                   row.first_attempt_ms)
 
 
 def _close_run(conn: Connection, token: str | None, now: int, outcome: RunOutcome,
@@ -247,33 +305,68 @@ def succeed(db: Database, task: Claimed, now: int, outcome: Outcome) -> bool:
         if result.rowcount:
             _close_run(conn, task.lease_token, now, RunOutcome.SUCCESS,
                        f"{outcome.records} records, {len(outcome.objects)} objects")
+            # The destination works: the next block's probes start from the shortest delay.
+            # (Conditional, so the shipper row is written only after a block.)
+            conn.execute(update(shippers).where(shippers.c.shipper_id == task.shipper_id,
+                                                shippers.c.probe_round > 0)
+                         .values(probe_round=0))
         else:
             _close_run(conn, task.lease_token, now, RunOutcome.LEASE_LOST,
                        "finished after its lease was lost; the outcome was not recorded")
     return bool(result.rowcount)
 
 
-def fail(db: Database, task: Claimed, now: int, message: str, *, transient: bool,
-         max_attempts: int, retry_base_ms: int) -> TaskStatus | None:
-    """Record a failed attempt: back to `wait` with exponential backoff while attempts remain
-    and the error may pass, else `failed` (a user retries it with PUT /task). Returns the new
-    status, None if the lease was lost."""
-    if transient and task.attempts < max_attempts:
-        delay = retry_base_ms * 2 ** (task.attempts - 1)
-        status, run_outcome = TaskStatus.WAIT, RunOutcome.RETRY
-        values: dict[str, Any] = {
-            "next_attempt_ms": now + delay,
-            "message": f"attempt {task.attempts} of {max_attempts} failed, retrying in "
-                       f"{delay / 1000:.0f}s: {message}"}
-    else:
-        status, run_outcome = TaskStatus.FAILED, RunOutcome.FAILED
-        values = {"message": message}
+def fail(db: Database, task: Claimed, now: int, failure: ShippingError, policy: RetryPolicy,
+         rng: random.Random | None = None) -> TaskStatus | None:
+    """Record a failed attempt. Returns the new status, None if the lease was lost.
+
+    - The destination refused the window (a SinkError of a BLOCKING_KINDS kind): `failed` at
+      once, and the shipper is blocked until a probe finds its destination working again.
+    - An outage (any other transient SinkError: unreachable, timeout, 5xx, throttling): back
+      to `wait` with capped, fully jittered exponential backoff until the retry deadline,
+      counted from the window's first attempt; then `failed`.
+    - Another transient failure (a bug, a codec): the same backoff for `max_attempts`
+      attempts, as it is no outage that waiting ends.
+    - Anything else: `failed` (a user retries it with PUT /task)."""
+    message = failure.message
+    blocking = (isinstance(failure, SinkError) and not failure.transient
+                and failure.kind in BLOCKING_KINDS)
+    values: dict[str, Any] = {"message": message, "failure_kind": None}
+    status, run_outcome = TaskStatus.FAILED, RunOutcome.FAILED
+    if blocking:
+        assert isinstance(failure, SinkError)
+        values["failure_kind"] = failure.kind
+        values["message"] = (f"{message} (the shipper is blocked: its destination is probed "
+                             "and this window ships again by itself once it works)")
+    elif failure.transient:
+        outage = isinstance(failure, SinkError)
+        first = task.first_attempt_ms or now
+        if outage and now - first >= policy.deadline_ms:
+            values["message"] = (f"gave up after {task.attempts} attempts over "
+                                 f"{_span(now - first)} (the retry deadline is "
+                                 f"{_span(policy.deadline_ms)}): {message}; retry the task "
+                                 "once the destination works")
+        elif not outage and task.attempts >= policy.max_attempts:
+            values["message"] = (f"failed {task.attempts} times: {message}")
+        else:
+            delay = policy.backoff(task.attempts, rng)
+            status, run_outcome = TaskStatus.WAIT, RunOutcome.RETRY
+            if outage:
+                left = f"retrying for {_span(first + policy.deadline_ms - now)} more"
+            else:
+                left = f"{policy.max_attempts - task.attempts} attempt(s) left"
+            values = {"next_attempt_ms": now + delay,
+                      "message": f"attempt {task.attempts} failed, retrying in "
+                                 f"{_span(delay)} ({left}): {message}"}
     with db.begin() as conn:
         result = conn.execute(update(tasks).where(_fenced(task)).values(
             status=status, run_end_ms=now, lease_owner=None, lease_expires_ms=None,
             last_error=message, **values))
         if result.rowcount:
             _close_run(conn, task.lease_token, now, run_outcome, message)
+            if blocking:
+                assert isinstance(failure, SinkError)
+                _block(conn, task, now, failure, policy)
         else:
             _close_run(conn, task.lease_token, now, RunOutcome.LEASE_LOST, message)
     return status if result.rowcount else None
@@ -297,13 +390,142 @@ def release(db: Database, task: Claimed, now: int) -> bool:
     return bool(result.rowcount)
 
 
+# --- Blocked shippers -----------------------------------------------------------------------
+
+def _block(conn: Connection, task: Claimed, now: int, failure: SinkError,
+           policy: RetryPolicy) -> None:
+    """Block the task's shipper on the destination the task was shipping to (its snapshot's
+    bucket and prefix: a shipper modified since may point elsewhere). A shipper already
+    blocked keeps its first cause and time."""
+    round_ = conn.execute(select(shippers.c.probe_round).where(
+        shippers.c.shipper_id == task.shipper_id)).scalar()
+    if round_ is None:
+        return  # the shipper was deleted meanwhile
+    conn.execute(update(shippers).where(shippers.c.shipper_id == task.shipper_id,
+                                        shippers.c.blocked_since_ms.is_(None)).values(
+        blocked_since_ms=now, blocked_reason=failure.message[:2000],
+        blocked_code=int(failure.code), blocked_bucket=task.config.bucket,
+        blocked_prefix=task.config.prefix,
+        next_probe_ms=now + policy.ceiling(int(round_) + 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeTarget:
+    """A blocked shipper's destination, leased to one worker to probe."""
+
+    shipper_id: str
+    bucket: str
+    prefix: str
+    blocked_since_ms: int
+
+
+def claim_probe(db: Database, now: int, lease_ms: int) -> ProbeTarget | None:
+    """The blocked shipper whose probe is due longest, leased for `lease_ms` (its next probe
+    moves past the lease, so no other worker probes it meanwhile, and a worker that dies
+    while probing only delays the probe)."""
+    due = and_(shippers.c.blocked_since_ms.is_not(None), shippers.c.next_probe_ms <= now)
+    with db.read() as conn:
+        # Idle workers ask every poll: a read first, so SQLite's write lock (BEGIN
+        # IMMEDIATE) is taken only when a probe is due.
+        if conn.execute(select(shippers.c.shipper_id).where(due).limit(1)).first() is None:
+            return None
+    with db.begin() as conn:
+        query = (select(shippers.c.shipper_id, shippers.c.blocked_bucket,
+                        shippers.c.blocked_prefix, shippers.c.blocked_since_ms)
+                 .where(due).order_by(shippers.c.next_probe_ms).limit(1))
+        if not db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        row = conn.execute(query).first()
+        if row is None:
+            return None
+        conn.execute(update(shippers).where(shippers.c.shipper_id == row.shipper_id)
+                     .values(next_probe_ms=now + lease_ms))
+    return ProbeTarget(row.shipper_id, row.blocked_bucket or "", row.blocked_prefix or "",
+                       row.blocked_since_ms)
+
+
+def _this_block(target: ProbeTarget) -> ColumnElement[bool]:
+    # A probe reports on the block it was leased for: a user may have lifted it meanwhile.
+    return and_(shippers.c.shipper_id == target.shipper_id,
+                shippers.c.blocked_since_ms == target.blocked_since_ms)
+
+
+def probe_failed(db: Database, target: ProbeTarget, now: int, failure: ShippingError,
+                 policy: RetryPolicy) -> None:
+    """The destination still refuses (or cannot be reached): probe again after the next
+    backoff, and show the latest reason."""
+    code = failure.code if isinstance(failure, SinkError) else TaskCode.INTERNAL
+    with db.begin() as conn:
+        round_ = conn.execute(select(shippers.c.probe_round).where(_this_block(target))).scalar()
+        if round_ is None:
+            return
+        conn.execute(update(shippers).where(_this_block(target)).values(
+            probe_round=int(round_) + 1, next_probe_ms=now + policy.ceiling(int(round_) + 2),
+            blocked_reason=failure.message[:2000], blocked_code=int(code)))
+
+
+def probe_passed(db: Database, target: ProbeTarget, now: int) -> int:
+    """The destination works again: unblock the shipper and queue the tasks that failed for
+    that cause. Returns how many were queued (-1: the block had been lifted already)."""
+    with db.begin() as conn:
+        found = conn.execute(update(shippers).where(_this_block(target))
+                             .values(probe_round=shippers.c.probe_round + 1))
+        if not found.rowcount:
+            return -1
+        return _unblock(conn, target.shipper_id, now,
+                        "queued again: the shipper's destination works again")
+
+
+def _unblock(conn: Connection, shipper_id: str, now: int, message: str) -> int:
+    """Lift the block: the tasks that failed because the destination refused them go back to
+    `wait`, and with the ones that waited meanwhile become due now, so they are claimed in
+    window order; each counts its attempts and its retry deadline afresh (waiting out a block
+    spends none of a window's budget). Returns how many failed tasks were queued."""
+    conn.execute(update(shippers).where(shippers.c.shipper_id == shipper_id).values(
+        blocked_since_ms=None, blocked_reason=None, blocked_code=None, blocked_bucket=None,
+        blocked_prefix=None, next_probe_ms=None))
+    queued = conn.execute(update(tasks).where(
+        tasks.c.shipper_id == shipper_id, tasks.c.status == TaskStatus.FAILED,
+        tasks.c.failure_kind.is_not(None)).values(
+        status=TaskStatus.WAIT, message=message, attempts=0, expiries=0,
+        first_attempt_ms=None, failure_kind=None, next_attempt_ms=now, run_start_ms=now,
+        run_end_ms=None, lease_owner=None, lease_expires_ms=None)).rowcount
+    conn.execute(update(tasks).where(tasks.c.shipper_id == shipper_id,
+                                     tasks.c.status == TaskStatus.WAIT).values(
+        next_attempt_ms=now, attempts=0, first_attempt_ms=None))
+    return int(queued)
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """Why a shipper is blocked, for GET /shipper and DescribeShippers."""
+
+    since_ms: int
+    reason: str
+    code: int
+    next_probe_ms: int | None
+
+
+def blocked_of(row: Any) -> Blocked | None:
+    """The block recorded on a `shippers` row (any query selecting its columns)."""
+    if row.blocked_since_ms is None:
+        return None
+    return Blocked(int(row.blocked_since_ms), row.blocked_reason or "",
+                   int(row.blocked_code or TaskCode.INTERNAL), row.next_probe_ms)
+
+
 # --- The user's side (through the service) --------------------------------------------------
 
 def retry(conn: Connection, shipper_id: str, task_id: str, now: int, *,
           reload: ShipperConfig | None = None) -> TaskStatus | None:
-    """Send a failed task back to `wait`, due now, its attempts counted afresh; with `reload`
-    it ships with that config from now on instead of its snapshot. Returns the status the
-    task was found in (None: the shipper has no such task); only a failed one is queued."""
+    """Send a failed task back to `wait`, due now, its attempts and retry deadline counted
+    afresh; with `reload` it ships with that config from now on instead of its snapshot.
+    Returns the status the task was found in (None: the shipper has no such task); only a
+    failed one is queued.
+
+    A blocked shipper is unblocked: the user says the destination is fixed, and the retried
+    task could not run otherwise. Its other failed tasks stay failed (they may need
+    `reload` too); should the destination still refuse, the shipper blocks again."""
     row = conn.execute(select(tasks.c.status, tasks.c.config).where(
         tasks.c.task_id == task_id, tasks.c.shipper_id == shipper_id)).first()
     if row is None:
@@ -319,8 +541,13 @@ def retry(conn: Connection, shipper_id: str, task_id: str, now: int, *,
                   "message": "queued again with the shipper's current config"}
     conn.execute(update(tasks).where(tasks.c.task_id == task_id,
                                      tasks.c.status == TaskStatus.FAILED).values(
-        status=TaskStatus.WAIT, attempts=0, next_attempt_ms=now, run_start_ms=now,
-        run_end_ms=None, lease_owner=None, lease_expires_ms=None, **values))
+        status=TaskStatus.WAIT, attempts=0, expiries=0, first_attempt_ms=None,
+        failure_kind=None, next_attempt_ms=now, run_start_ms=now, run_end_ms=None,
+        lease_owner=None, lease_expires_ms=None, **values))
+    conn.execute(update(shippers).where(shippers.c.shipper_id == shipper_id,
+                                        shippers.c.blocked_since_ms.is_not(None)).values(
+        blocked_since_ms=None, blocked_reason=None, blocked_code=None, blocked_bucket=None,
+        blocked_prefix=None, next_probe_ms=None))
     return found
 
 

@@ -36,8 +36,11 @@ log = logging.getLogger("cls_shipper.runtime")
 def worker_settings(settings: Settings) -> worker.WorkerSettings:
     return worker.WorkerSettings(
         lease_ms=int(settings.lease_seconds * 1000),
-        max_attempts=settings.max_attempts,
-        retry_base_ms=int(settings.retry_base_seconds * 1000),
+        policy=ledger.RetryPolicy(
+            base_ms=int(settings.retry_base_seconds * 1000),
+            cap_ms=int(settings.retry_backoff_cap_seconds * 1000),
+            deadline_ms=int(settings.retry_deadline_seconds * 1000),
+            max_attempts=settings.max_attempts),
     )
 
 

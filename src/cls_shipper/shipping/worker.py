@@ -14,7 +14,7 @@ from cls_shipper.formats.encoder import encode_window
 from cls_shipper.ingest.decode import decompress
 from cls_shipper.model.naming import ObjectNaming
 from cls_shipper.model.objects import ObjectWriter, ShippedObject
-from cls_shipper.shipping import ledger
+from cls_shipper.shipping import ledger, probing
 from cls_shipper.sinks import Sink
 from cls_shipper.store import Database
 from cls_shipper.store.chunks import read_window
@@ -115,8 +115,7 @@ class _LeaseKeeper(threading.Thread):
 @dataclass
 class WorkerSettings:
     lease_ms: int
-    max_attempts: int
-    retry_base_ms: int
+    policy: ledger.RetryPolicy
     poll_seconds: float = 0.5
 
 
@@ -125,7 +124,7 @@ def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,
     """Claim and run one due task; False when there was none."""
     stopping = stopping or Stopping()
     task = ledger.claim(db, worker_id, now_ms(), settings.lease_ms,
-                       max_attempts=settings.max_attempts)
+                       max_attempts=settings.policy.max_attempts)
     if task is None:
         return False
     stopping.in_hand = task
@@ -147,9 +146,7 @@ def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,
         else:
             log.exception("task %s failed unexpectedly", task.task_id)
             failure = ShippingError.unexpected(exc)
-        status = ledger.fail(db, task, now_ms(), failure.message, transient=failure.transient,
-                             max_attempts=settings.max_attempts,
-                             retry_base_ms=settings.retry_base_ms)
+        status = ledger.fail(db, task, now_ms(), failure, settings.policy)
         log.warning("task %s (%s) attempt %d: %s -> %s", task.task_id, task.shipper_id,
                     task.attempts, failure.message, status or "lease lost")
         return True
@@ -168,6 +165,8 @@ def run_loop(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,
     while not stop.is_set():
         try:
             busy = run_one(db, sink, worker_id, settings, stopping)
+            if not busy:  # idle: probe a blocked shipper's destination, if one is due
+                busy = probing.probe_one(db, sink, settings.policy, settings.lease_ms)
         except Exception:
             log.exception("worker %s: claim failed; retrying", worker_id)
             busy = False

@@ -13,7 +13,7 @@ from cls_shipper.errors import SinkError
 from cls_shipper.model.objects import ObjectWriter, WrittenObject
 
 __all__ = ["PROBE_BODY", "Digests", "ObjectWriter", "Sink", "StoredObject", "WrittenObject",
-           "check_bucket", "check_key"]
+           "check_bucket", "check_key", "probe_key"]
 
 @dataclass(frozen=True)
 class StoredObject:
@@ -37,9 +37,11 @@ class Sink(Protocol):
         `/`), in no particular order."""
         ...
 
-    def probe(self, bucket: str, key: str) -> None:
-        """Check the bucket exists and can be written: write a small object under `key`
-        and delete it. Raises SinkError (bucket_missing, access_denied, ...) when not."""
+    def probe(self, bucket: str, prefix: str) -> None:
+        """Check that objects can be written under `prefix` in `bucket`: writes a small
+        object (`probe_key(prefix)`) and deletes it again. Raises SinkError, classified like
+        a failed write, when they cannot. A refused delete is no failure (write-only
+        credentials are enough to ship): the probe object is then left behind."""
         ...
 
     def describe(self) -> str:
@@ -47,7 +49,14 @@ class Sink(Protocol):
         ...
 
 
-PROBE_BODY = b"cls-shipper destination check; safe to delete\n"
+PROBE_NAME = ".cls-shipper-probe"
+PROBE_BODY = b"written and deleted by cls-shipper to check that it can write here\n"
+
+
+def probe_key(prefix: str) -> str:
+    """The probe object's key: one fixed name under the prefix (a probe that cannot delete
+    leaves one object, not one per probe), folded like object keys are."""
+    return re.sub("/+", "/", prefix + PROBE_NAME).lstrip("/")
 
 
 # Loose on purpose: the store itself is the authority on bucket names (S3 wants lowercase,

@@ -4,6 +4,7 @@ object or the complete new one, never a part."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -19,6 +20,7 @@ from cls_shipper.sinks.base import (
     WrittenObject,
     check_bucket,
     check_key,
+    probe_key,
 )
 
 # In-flight files are hidden and end in this suffix; anything left after a crash can be
@@ -140,16 +142,13 @@ class LocalSink:
             if path.is_file() and key.startswith(prefix) and not path.name.endswith(TEMP_SUFFIX):
                 yield _stored(key, path)
 
-    def probe(self, bucket: str, key: str) -> None:
-        # A bucket here is a directory made on demand, so only writability can fail.
-        writer = self.open_writer(bucket, key, content_type="text/plain")
+    def probe(self, bucket: str, prefix: str) -> None:
+        key = probe_key(prefix)
+        writer = LocalWriter(bucket, key, self.path_of(bucket, key))
         writer.write(PROBE_BODY)
-        writer.close()
-        path = self.path_of(bucket, key)
-        try:
-            path.unlink()
-        except OSError as exc:
-            raise _os_error(exc, "delete", path) from exc
+        written = writer.close()
+        with contextlib.suppress(OSError):  # see Sink.probe: deleting is not required
+            (self.root / bucket / written.key).unlink()
 
     def describe(self) -> str:
         return f"local directory {self.root}"

@@ -38,6 +38,7 @@ from cls_shipper.sinks.base import (
     WrittenObject,
     check_bucket,
     check_key,
+    probe_key,
 )
 
 if TYPE_CHECKING:
@@ -420,17 +421,18 @@ class S3Sink:
         except Exception as exc:  # obstore raises several types; classify() sorts them
             raise classify(exc, bucket=bucket, key=prefix, where=self.where) from exc
 
-    def probe(self, bucket: str, key: str) -> None:
+    def probe(self, bucket: str, prefix: str) -> None:
         check_bucket(bucket)
+        key = probe_key(prefix)
         check_key(key)
         store = self.store(bucket)
         try:
+            # A PUT like the workers' (same store, credentials and timeouts): what a bucket
+            # policy or a missing bucket refuses, it refuses too.
             obstore.put(store, key, PROBE_BODY)
         except Exception as exc:  # obstore raises several types; classify() sorts them
             raise classify(exc, bucket=bucket, key=key, where=self.where) from exc
-        # Shipping needs PutObject only: credentials without DeleteObject pass the check
-        # and leave the small probe object behind rather than refuse a working bucket.
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # see Sink.probe: deleting is not required
             obstore.delete(store, key)
 
     def describe(self) -> str:

@@ -103,6 +103,20 @@ shippers = Table(
     # Historical range bounds (API 3.0 StartTime/EndTime), epoch ms; 0 = unset.
     Column("start_ms", BigInteger, nullable=False, default=0),
     Column("end_ms", BigInteger, nullable=False, default=0),
+    # Blocked: a task failed because the destination refused it (bucket missing, access
+    # denied, a config the store rejects). Its tasks are not claimed while blocked; workers
+    # probe `blocked_bucket`/`blocked_prefix` at `next_probe_ms` and unblock it when the probe
+    # passes. All None when not blocked. Written by the ledger only.
+    Column("blocked_since_ms", BigInteger, nullable=True),
+    Column("blocked_reason", Text, nullable=True),
+    Column("blocked_code", Integer, nullable=True),  # 10001, 10002 or 10003
+    Column("blocked_bucket", String(255), nullable=True),
+    Column("blocked_prefix", String(1024), nullable=True),
+    Column("next_probe_ms", BigInteger, nullable=True),
+    # Probes since the shipper last shipped a window: the probe backoff's exponent. A task
+    # success resets it, an unblock does not, so a destination that passes the probe but
+    # still refuses the windows is probed less and less often instead of in a tight loop.
+    Column("probe_round", Integer, nullable=False, default=0, server_default="0"),
     Index("ix_shippers_topic", "topic_id"),
 )
 
@@ -124,6 +138,15 @@ tasks = Table(
     Column("config", JSON, nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("next_attempt_ms", BigInteger, nullable=False, default=0),
+    # When the window was first attempted since it was cut or queued again: automatic
+    # retries of an outage stop at this plus the retry deadline. None until claimed.
+    Column("first_attempt_ms", BigInteger, nullable=True),
+    # How many times its lease expired (the worker died or stalled): apart from `attempts`,
+    # which an outage makes many, so a window that kills its worker still ends `failed`.
+    Column("expiries", Integer, nullable=False, default=0, server_default="0"),
+    # The SinkError kind that failed it, when the destination refused it: the tasks a
+    # shipper queues again when it is unblocked. None otherwise.
+    Column("failure_kind", String(16), nullable=True),
     Column("lease_owner", String(128), nullable=True),
     Column("lease_expires_ms", BigInteger, nullable=True),
     Column("last_error", Text, nullable=False, default=""),

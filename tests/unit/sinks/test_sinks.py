@@ -492,6 +492,62 @@ def test_s3_multipart_denied_by_policy(s3_auth_server: S3TestServer) -> None:
     assert s3_auth_server.list_objects(bucket) == ["small/k"]
 
 
+# --- probes -------------------------------------------------------------------------------
+
+
+def test_s3_probe_writes_and_deletes(s3_server: S3TestServer) -> None:
+    bucket = _bucket(s3_server)
+    sink = _sink(s3_server)
+    sink.probe(bucket, "//logs//app/")
+    assert s3_server.list_objects(bucket) == []  # written, then deleted
+    missing = f"gone-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(SinkError) as info:
+        sink.probe(missing, "p/")
+    assert (info.value.kind, info.value.code) == ("bucket_missing", 10001)
+    s3_server.create_bucket(missing)
+    sink.probe(missing, "p/")  # the same sink sees the bucket once it exists
+
+
+def test_s3_probe_needs_write_not_delete(s3_auth_server: S3TestServer) -> None:
+    """Write-only credentials ship, so they pass the probe (its object stays behind); no
+    write permission under the prefix fails it as access denied."""
+    bucket = _bucket(s3_auth_server)
+    key, secret = s3_auth_server.create_user(f"u{uuid.uuid4().hex[:8]}", {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:PutObject"],
+                       "Resource": f"arn:aws:s3:::{bucket}/ok/*"}]})
+    sink = _auth_sink(s3_auth_server, key, secret)
+    sink.probe(bucket, "ok/")
+    assert s3_auth_server.list_objects(bucket) == ["ok/.cls-shipper-probe"]
+    with pytest.raises(SinkError) as info:
+        sink.probe(bucket, "other/")
+    assert (info.value.kind, info.value.code) == ("access_denied", 10002)
+
+
+def test_s3_probe_of_a_stalled_store_times_out(s3_server: S3TestServer) -> None:
+    bucket = _bucket(s3_server)
+    sink = _sink(s3_server, "&timeout=1")
+    s3_server.hang()
+    try:
+        with pytest.raises(SinkError) as info:
+            sink.probe(bucket, "p/")
+    finally:
+        s3_server.start()
+    assert (info.value.kind, info.value.transient) == ("unreachable", True)
+
+
+def test_local_probe(tmp_path: Path) -> None:
+    sink = LocalSink(tmp_path)
+    sink.probe("b", "a/b/")
+    assert [p for p in (tmp_path / "b").rglob("*") if p.is_file()] == []
+    (tmp_path / "file").write_text("a file, not a bucket directory")
+    with pytest.raises(SinkError):
+        sink.probe("file", "p/")
+    with pytest.raises(SinkError) as info:
+        sink.probe("../x", "p/")
+    assert info.value.kind == "invalid"
+
+
 # --- memory -------------------------------------------------------------------------------
 
 

@@ -73,6 +73,14 @@ SHIPPER: FieldMap[Any] = FieldMap(fields=[
         Field("failed", "failed_tasks"),
         Field("succeeded", "successful_tasks"),
     ]))),
+    # Extension: null, or why the destination refuses the shipper and since when; its
+    # windows wait (failed ones included) until a probe finds the destination working.
+    Field("blocked", conv=nested(FieldMap(fields=[
+        Field("since_ms", "since", LEGACY_TIME),
+        Field("reason"),
+        Field("code"),
+        Field("next_probe_ms", "next_probe", LEGACY_TIME),
+    ]))),
 ])
 
 
