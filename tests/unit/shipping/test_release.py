@@ -22,7 +22,8 @@ from cls_shipper.store.schema import task_runs, tasks
 from cls_shipper.timefmt import now_ms
 from tests.e2e.test_ingest import _pb, make_group
 
-SETTINGS = worker.WorkerSettings(lease_ms=60_000, max_attempts=5, retry_base_ms=1000)
+SETTINGS = worker.WorkerSettings(lease_ms=60_000, policy=ledger.RetryPolicy(
+    base_ms=1000, cap_ms=300_000, deadline_ms=86_400_000, max_attempts=5))
 
 
 def test_an_abandoned_task_is_released_with_nothing_written(tmp_path: Path) -> None:
