@@ -24,7 +24,7 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/mypy --strict bench
+	$(VENV)/bin/mypy --strict bench tests
 	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)

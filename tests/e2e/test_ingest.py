@@ -420,7 +420,7 @@ print(json.dumps({"ids": ids, "errors": errors}))
 
 def test_official_sdk_put_log_raw(client: LegacyClient, topic: str,
                                   server: ServerProcess) -> None:
-    batches = []
+    batches: list[list[dict[str, Any]]] = []
     for b in range(3):
         batches.append([
             {"source": f"10.0.0.{b}", "filename": "/var/log/nginx/access.log",

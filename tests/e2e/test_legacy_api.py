@@ -350,7 +350,7 @@ def test_odd_numbers_nul_and_paths_are_refused_not_500(client: LegacyClient,
     assert huge.status_code == 400, huge.text
     bad_time = ("q-sign-algorithm=sha1&q-ak=a&q-sign-time=\u00b2;\u00b3&q-key-time=\u00b2;"
                 "\u00b3&q-header-list=host&q-url-param-list=&q-signature=" + "0" * 40)
-    resp = client.http.get("/logsets", headers={"Authorization": bad_time.encode("latin-1")})
+    resp = client.http.get("/logsets", headers={b"Authorization": bad_time.encode("latin-1")})
     assert (resp.status_code, resp.json()["errorcode"]) == (400, "InvalidAuthorization")
     assert client.raw("GET", "/logsets/").status_code == 404  # no slash redirect
 

@@ -214,8 +214,9 @@ def test_two_apis_three_workers_survive_sigkill(
             leading.kill()
             standby = next(s for s in schedulers if s is not leading)
             assert standby.proc is not None
+            standby_pid = standby.proc.pid
             wait_for("the standby scheduler to lead", lambda: str(
-                status_json(url)["leader"]).endswith(f":{standby.proc.pid}"), 30)
+                status_json(url)["leader"]).endswith(f":{standby_pid}"), 30)
             time.sleep(2)  # more windows cut by the new leader while uploads go on
         finally:
             stop.set()

@@ -94,9 +94,10 @@ def inflate(codec: str, body: bytes) -> bytes:
         except lz4.block.LZ4BlockError:
             raise Refused("not an lz4 block") from None
     if codec == "zstd":
-        out, rest = b"", body
+        out: bytes = b""
+        rest = body
         while rest:
-            inflater = zstandard.ZstdDecompressor().decompressobj()
+            inflater: Any = zstandard.ZstdDecompressor().decompressobj()
             try:
                 out += inflater.decompress(rest)
             except zstandard.ZstdError:
@@ -228,7 +229,7 @@ def _time(fdp: Any) -> int:
     choice = fdp.ConsumeIntInRange(0, 5)
     if choice == 0:
         return int(fdp.ConsumeIntInRange(-(2**63), 2**63 - 1))
-    return [1_764_300_000, 1_764_300_000_123, 1_764_300_000_123_456, 0, 2**63 - 1][choice - 1]
+    return [1_764_300_000, 1_764_300_000_123, 1_764_300_000_123_456, 0, 2**63 - 1][int(choice) - 1]
 
 
 def _log_group_list(fdp: Any) -> bytes:

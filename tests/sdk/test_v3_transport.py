@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -197,7 +198,7 @@ def test_json_types_are_not_coerced_and_ids_are_checked(server: ServerProcess) -
     logset = v3_json(server, "CreateLogset", {"LogsetName": uuid.uuid4().hex})["LogsetId"]
     topic = v3_json(server, "CreateTopic", {"LogsetId": logset, "TopicName": "t"})["TopicId"]
     base = {"TopicId": topic, "Bucket": "b-1250000000", "Prefix": "p", "ShipperName": "s"}
-    for override, code in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"Interval": "300"}, "InvalidParameter"),
         ({"Interval": True}, "InvalidParameter"),
         ({"FilenameMode": True}, "InvalidParameter"),
@@ -205,7 +206,8 @@ def test_json_types_are_not_coerced_and_ids_are_checked(server: ServerProcess) -
         ({"EndTime": int(time.time()) - 10}, "InvalidParameterValue"),  # no StartTime
         ({"Prefix": "a\u0000b"}, "InvalidParameterValue"),
         ({"Partition": "/../../x/"}, "InvalidParameterValue"),
-    ]:
+    ]
+    for override, code in cases:
         error = v3_json(server, "CreateShipper", {**base, **override})["Error"]
         assert error["Code"] == code, (override, error)
     error = v3_json(server, "CreateTopic", {"LogsetId": logset, "TopicName": "long",

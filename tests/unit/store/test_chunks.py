@@ -47,9 +47,10 @@ def _seal(db: Database, topic: str, ms: int) -> None:
 def test_append_assigns_offsets_and_monotonic_time(ctx: Context) -> None:
     topic = _topic(ctx)
     before = now_ms()
-    first = store.append_chunks(ctx.db, [_chunk(topic, 3), _chunk(topic, 5), _chunk(topic, 1)])
+    appended = store.append_chunks(ctx.db, [_chunk(topic, 3), _chunk(topic, 5), _chunk(topic, 1)])
+    first = [a for a in appended if isinstance(a, store.Appended)]
+    assert len(first) == len(appended)
     assert [(a.first_offset, a.record_count) for a in first] == [(0, 3), (3, 5), (8, 1)]
-    assert isinstance(first[0], store.Appended)
     assert len({a.ingest_ms for a in first}) == 1 and first[0].ingest_ms >= before
     # The seal wins over the clock: nothing may enter a closed window.
     sealed = now_ms() + 3_600_000
@@ -217,6 +218,7 @@ def test_a_full_database_disk_is_named_in_the_upload_error(tmp_path: Path) -> No
     topic = _topic(ctx)
     with ctx.db.read() as conn:
         pages = conn.exec_driver_sql("PRAGMA page_count").scalar()
+    assert pages is not None
     # SQLite answers SQLITE_FULL past max_page_count as it does on a full disk; the setting
     # is per connection, so every connection of the writer gets it.
     event.listen(ctx.db.engine, "connect",
