@@ -32,6 +32,7 @@ from schemathesis.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+from schemathesis.core.result import Ok
 from tests.helpers.server import SECRET_ID, SECRET_KEY, LegacyClient, ServerProcess
 
 from cls_shipper.api.legacy.openapi import document
@@ -112,7 +113,8 @@ def server(tmp_path_factory: pytest.TempPathFactory,
         by_op.setdefault(op, []).append(f"{status}x{n}")
     lines = [f"{sum(SEEN.values())} requests, by operation and status:",
              *(f"  {op}: {' '.join(counts)}" for op, counts in by_op.items())]
-    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    assert capture is not None
     with capture.global_and_fixture_disabled():
         print("\n" + "\n".join(lines))
 
@@ -140,8 +142,11 @@ def operations(server: ServerProcess) -> dict[str, Any]:
     schema = schemathesis.openapi.from_dict(doc)
     schema.config.update(base_url=server.base_url)
     schema.config.generation.update(with_security_parameters=False)
-    return {op.ok().definition.raw["operationId"]: op.ok()
-            for op in schema.get_all_operations()}
+    operations: dict[str, Any] = {}
+    for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result
+        operations[result.ok().definition.raw["operationId"]] = result.ok()
+    return operations
 
 
 def _signed(case: Any, host: str) -> dict[str, str]:
