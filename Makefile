@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean sanitize fuzz fuzz-upload
+.PHONY: run test lint bench clean sanitize fuzz fuzz-upload api-fuzz
 FUZZ_SECONDS ?= 60
 
 # The C extension (src/cls_shipper/_wire.c) is built by the editable install: rebuild on change.
@@ -51,6 +51,12 @@ fuzz-upload: $(STAMP)
 	corpus=$$(mktemp -d); $(PY) tests/fuzz/upload_fuzz.py "$$corpus" \
 	    -max_total_time=$(FUZZ_SECONDS) -timeout=20 -max_len=4096 -print_final_stats=1 \
 	    -artifact_prefix=fuzz-artifacts/upload-; rc=$$?; rm -rf "$$corpus"; exit $$rc
+
+# Schemathesis against a real server: every JSON operation of GET /openapi.json, valid and
+# invalid requests, signed; a 5xx or an answer the document does not describe fails.
+# API_FUZZ_EXAMPLES cases per operation and mode (default 250, about a minute).
+api-fuzz: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests/fuzz/api_schema_fuzz.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

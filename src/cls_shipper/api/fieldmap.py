@@ -24,17 +24,53 @@ def _same_out(value: Any, _zone: tzinfo) -> Any:
 
 
 @dataclass(frozen=True, slots=True)
+class Nested:
+    """Renders an object through `map`."""
+
+    map: FieldMap[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Each:
+    """Renders a list, each item through `item`."""
+
+    item: Converter
+
+
+@dataclass(frozen=True, slots=True)
+class Wrapped:
+    """Renders a one-field object `{name: <value through inner>}`."""
+
+    name: str
+    inner: Converter
+
+
+@dataclass(frozen=True, slots=True)
+class Via:
+    """Renders what `fn` returns (its return annotation is the rendered type)."""
+
+    fn: Callable[..., Any]
+
+
+Renders = Nested | Each | Wrapped | Via
+
+
+@dataclass(frozen=True, slots=True)
 class Converter:
     """A value's two directions: `read` turns a validated wire value into the model's value,
-    `write` renders the model's value (times need the zone the surface shows them in)."""
+    `write` renders the model's value (times need the zone the surface shows them in).
+    `renders` says what `write` makes of the value, so that a document of the wire (the
+    OpenAPI document) is derived from the same table; None: the value as the model holds
+    it."""
 
     read: Callable[[Any], Any] = _same
     write: Callable[[Any, tzinfo], Any] = _same_out
+    renders: Renders | None = None
 
 
 PLAIN = Converter()
 # Legacy datetime strings; render only, since no request carries one of these fields.
-LEGACY_TIME = Converter(write=format_legacy)
+LEGACY_TIME = Converter(write=format_legacy, renders=Via(format_legacy))
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,19 +148,21 @@ def nested(inner: FieldMap[Any]) -> Converter:
     """An object inside the object; null stays null both ways."""
     return Converter(
         read=lambda v: None if v is None else inner.load(v),
-        write=lambda v, zone: None if v is None else inner.render(v, zone))
+        write=lambda v, zone: None if v is None else inner.render(v, zone),
+        renders=Nested(inner))
 
 
 def each(inner: Converter) -> Converter:
     """A list of values converted one by one."""
     return Converter(
         read=lambda v: [inner.read(item) for item in v],
-        write=lambda v, zone: [inner.write(item, zone) for item in v])
+        write=lambda v, zone: [inner.write(item, zone) for item in v],
+        renders=Each(inner))
 
 
 def shown_as(fn: Callable[[Any], Any]) -> Converter:
     """A value rendered through `fn`; render only."""
-    return Converter(write=lambda v, _zone: fn(v))
+    return Converter(write=lambda v, _zone: fn(v), renders=Via(fn))
 
 
 def wrapped(name: str, inner: Converter = PLAIN) -> Converter:
@@ -132,4 +170,5 @@ def wrapped(name: str, inner: Converter = PLAIN) -> Converter:
     stays null both ways."""
     return Converter(
         read=lambda v: None if v is None else inner.read(_as_mapping(v)[name]),
-        write=lambda v, zone: None if v is None else {name: inner.write(v, zone)})
+        write=lambda v, zone: None if v is None else {name: inner.write(v, zone)},
+        renders=Wrapped(name, inner))

@@ -1,5 +1,8 @@
 """The legacy CLS REST API (spec §2-§5): snake_case JSON, q-sign, `{"errorcode","errormessage"}`."""
 
-from cls_shipper.api.legacy.routes import ROUTES
+from cls_shipper.api.legacy import openapi, routes
+
+# The document last: it is read rarely, and it is the one unsigned route.
+ROUTES = [*routes.ROUTES, openapi.ROUTE]
 
 __all__ = ["ROUTES"]
