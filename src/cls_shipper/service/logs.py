@@ -14,9 +14,9 @@ import threading
 from dataclasses import dataclass
 
 from cls_shipper.errors import Kinds, ServiceError, invalid, missing
+from cls_shipper.ingest import readback
 from cls_shipper.ingest.decode import DecodedUpload, decode_upload
 from cls_shipper.inputs import ascii_int
-from cls_shipper.service import readback
 from cls_shipper.service.context import Context
 from cls_shipper.store import chunks as chunk_store
 from cls_shipper.timefmt import normalise_log_time_ms, parse_legacy
@@ -122,7 +122,7 @@ def get_logs(ctx: Context, topic_id: str | None, cursor: str | None,
              count: int = MAX_READ_COUNT) -> LogBatch:
     """Up to `count` records from `cursor` on, exactly as uploaded, in offset order. The
     memory a read takes is bounded by what it returns (and MAX_READ_BYTES bounds that), not
-    by the size of the chunks the records come from (see `service.readback`)."""
+    by the size of the chunks the records come from (see `ingest.readback`)."""
     topic = _check_topic_id(topic_id)
     offset = decode_cursor(cursor)
     if not 1 <= count <= MAX_READ_COUNT:

@@ -10,8 +10,7 @@ import pytest
 import zstandard
 
 from cls_shipper.errors import CorruptChunkError
-from cls_shipper.ingest import cls_pb
-from cls_shipper.service import readback
+from cls_shipper.ingest import cls_pb, readback
 
 
 def _chunk() -> bytes:
