@@ -99,6 +99,25 @@ def test_sigterm_all_role_on_sqlite(tmp_path: Path) -> None:
         engine.dispose()
 
 
+def test_a_signal_delivered_twice_is_one_stop(tmp_path: Path) -> None:
+    """`make run` stopped by a terminal or a supervisor gets its SIGTERM twice at once (the
+    process group and the process): that is one clean stop, not a hurried one, and nothing
+    is logged as an error."""
+    server = ServerProcess(tmp_path / "twice", args=["--grace-period", str(GRACE)]).start()
+    try:
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGTERM)
+        # Apart, or the kernel merges them into one pending signal.
+        wait_for("the first signal to be handled", lambda: "stopping" in server.log(), 10)
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(GRACE + MARGIN) == 0, server.log()[-3000:]
+        log = server.log()
+        assert "stopped cleanly" in log and "hurrying" not in log
+        assert "Traceback" not in log and "ERROR" not in log, log[-3000:]
+    finally:
+        server.stop()
+
+
 @pytest.mark.parametrize("role", ["api", "worker", "scheduler"])
 def test_sigterm_each_role_on_postgresql(tmp_path: Path, fresh_postgres: str,
                                          s3_server: S3TestServer, role: str) -> None:

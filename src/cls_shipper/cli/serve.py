@@ -184,13 +184,23 @@ class _Stopper:
     claim nothing more and get the grace period for their tasks. A second one hurries it:
     HTTP drops what is left, workers hand their tasks back now."""
 
+    # A signal this soon after the first is the same request delivered twice (a terminal or
+    # `make` passes it to the whole process group, a supervisor to the process too), not a
+    # person asking to hurry: hurrying drops requests in flight.
+    SAME_REQUEST_S = 1.0
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.server: uvicorn.Server | None = None
         self.signals = 0
+        self.first_at = 0.0
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         del frame
+        if self.signals and time.monotonic() - self.first_at < self.SAME_REQUEST_S:
+            return
+        if not self.signals:
+            self.first_at = time.monotonic()
         self.signals += 1
         log.info("%s: %s", signal.Signals(signum).name,
                  "stopping" if self.signals == 1 else "hurrying the stop")
