@@ -15,7 +15,8 @@ def naming(**over: object) -> ObjectNaming:
     args: dict[str, object] = {
         "shipper_id": "s1", "prefix": "logs/", "partition": "%Y/%m/%d/%H/",
         "zone": resolve_zone("Asia/Shanghai"), "range_start_ms": START, "extension": ".gz",
-        "filename_mode": 0, "content_type": "application/gzip", **over}
+        "filename_mode": 0, "content_type": "application/gzip",
+        "rejects_extension": ".jsonl.gz", "rejects_content_type": "application/gzip", **over}
     return ObjectNaming(**args)  # type: ignore[arg-type]
 
 
