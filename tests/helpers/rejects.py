@@ -18,7 +18,6 @@ import csv
 import io
 import json
 import random
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -27,11 +26,7 @@ import pyarrow.parquet as pq
 
 from cls_shipper.errors import ServiceError
 from cls_shipper.formats import encoder
-from cls_shipper.formats.csvfmt import CsvEncoder
 from cls_shipper.formats.encoder import Chunk, WindowResult, encode_window
-from cls_shipper.formats.jsonlines import JsonLinesEncoder
-from cls_shipper.formats.parquetfmt import ParquetEncoder
-from cls_shipper.formats.records import Batch, iter_batches
 from cls_shipper.ingest import decode
 from cls_shipper.ingest.cls_pb import LogGroupList
 from cls_shipper.model.shipper import (
@@ -43,6 +38,7 @@ from cls_shipper.model.shipper import (
     ShipperConfig,
 )
 from tests.helpers.formats import Collector, config
+from tests.helpers.poison import poison, swapped
 from tests.helpers.shipping import decompress
 from tests.unit.ingest.test_wire import group_list, mutate
 
@@ -72,53 +68,6 @@ class Record:
 def poisoned(row: dict[str, Any]) -> bool:
     """The records the poisoned encoders refuse: about one in five of the generator's."""
     return len(row) % 5 == 3
-
-
-class Poison(ValueError):
-    pass
-
-
-def _refusing(encode: Callable[[Any, Batch], Any]) -> Callable[[Any, Batch], Any]:
-    def refuse(self: Any, batch: Batch) -> Any:
-        if any(poisoned(row) for row in batch.rows):
-            raise Poison("this encoder refuses records of 3, 8, 13... contents")
-        return encode(self, batch)
-    return refuse
-
-
-class _RefusingWire:
-    """The C transcoder leaving a chunk with a poisoned record to Python, as it leaves every
-    chunk it will not encode (the C path writes no record Python would refuse)."""
-
-    def __init__(self, wire: Any) -> None:
-        self.Unsupported = wire.Unsupported
-        self._wire = wire
-
-    def encode_json_lines(self, payload: bytes, *args: Any) -> Any:
-        if any(poisoned(row) for batch in iter_batches(payload, "") for row in batch.rows):
-            raise self.Unsupported("poisoned")
-        return self._wire.encode_json_lines(payload, *args)
-
-
-@contextlib.contextmanager
-def swapped(target: Any, name: str, value: Any) -> Iterator[None]:
-    before = getattr(target, name)
-    setattr(target, name, value)
-    try:
-        yield
-    finally:
-        setattr(target, name, before)
-
-
-@contextlib.contextmanager
-def poison(wire: Any) -> Iterator[None]:
-    """Encoders that refuse the `poisoned` records (and a C transcoder that leaves them)."""
-    with contextlib.ExitStack() as stack:
-        for cls in (JsonLinesEncoder, CsvEncoder, ParquetEncoder):
-            stack.enter_context(swapped(cls, "encode", _refusing(cls.encode)))
-        if wire is not None:
-            stack.enter_context(swapped(encoder, "_wire", _RefusingWire(wire)))
-        yield
 
 
 def accepted_window(rng: random.Random, uploads: int, python_ingest: bool
@@ -226,7 +175,7 @@ def run_round(seed: int, wire: Any) -> tuple[int, int]:
             parts, rejects = Collector(), Collector()
             transcoder = None if python_paths else wire
             with swapped(encoder, "_wire", transcoder), \
-                    poison(transcoder) if poisoning else contextlib.nullcontext():
+                    poison(transcoder, poisoned) if poisoning else contextlib.nullcontext():
                 result = encode_window(chunks, conf, parts.open,
                                        max_part_raw_bytes=rng.choice([200, 5000, 10**8]),
                                        open_rejects=partial(rejects.open, 0))
