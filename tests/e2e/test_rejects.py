@@ -8,6 +8,9 @@ record with its offset and reason, and the audit is clean."""
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -127,6 +130,14 @@ def check_shipper(client: LegacyClient, s3: S3TestServer, bucket: str, fmt: str,
     assert report["objects"] >= len(window["objects"])
     assert sorted(s3.list_objects(bucket, f"{fmt}/")) == sorted(
         o["key"] for d in details for o in d["objects"])
+    # The CLI shows the count in its task table and in the audit's summary.
+    env = {**os.environ, "CLS_SHIPPER_SECRET_ID": client.secret_id,
+           "CLS_SHIPPER_SECRET_KEY": client.secret_key, "COLUMNS": "250"}
+    for command, expected in (("tasks", rf"│ {TOTAL - 1} +│ 1 +│"), ("audit", r"\b1 rejected")):
+        shown = subprocess.run(
+            [sys.executable, "-m", "cls_shipper", command, "--shipper-id", shipper_id,
+             "--endpoint", client.base_url], env=env, capture_output=True, text=True).stdout
+        assert re.search(expected, shown), shown
     # The audit checks the rejects object like any other: gone, it is reported missing.
     s3.client().delete_object(Bucket=bucket, Key=rejects[0]["key"])
     report = client.call("GET", "/audit", span)
