@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench clean sanitize fuzz fuzz-upload api-fuzz
+.PHONY: run test lint bench clean sanitize fuzz fuzz-upload fuzz-rejects api-fuzz
 FUZZ_SECONDS ?= 60
 
 # The C extension (src/cls_shipper/_wire.c) is built by the editable install: rebuild on change.
@@ -51,6 +51,13 @@ fuzz-upload: $(STAMP)
 	corpus=$$(mktemp -d); $(PY) tests/fuzz/upload_fuzz.py "$$corpus" \
 	    -max_total_time=$(FUZZ_SECONDS) -timeout=20 -max_len=4096 -print_final_stats=1 \
 	    -artifact_prefix=fuzz-artifacts/upload-; rc=$$?; rm -rf "$$corpus"; exit $$rc
+
+# No record blocks a window: generated and mutated uploads that ingest accepts (C and Python
+# paths), encoded in every format with and without encoders that refuse records, read back by
+# independent readers: every record ships once or is in the rejects object, for FUZZ_SECONDS.
+# A failure prints the seed that replays it (`$(PY) tests/fuzz/rejects_fuzz.py 1 SEED`).
+fuzz-rejects: $(STAMP)
+	PYTHONPATH=. $(PY) tests/fuzz/rejects_fuzz.py $(FUZZ_SECONDS)
 
 # Schemathesis against a real server: every JSON operation of GET /openapi.json, valid and
 # invalid requests, signed; a 5xx or an answer the document does not describe fails.

@@ -35,7 +35,7 @@ from typing import TypeVar
 import lz4.block
 
 from cls_shipper.formats.compression import make_compressor
-from cls_shipper.formats.encoder import WindowResult, encode_window
+from cls_shipper.formats.encoder import Chunk, WindowResult, encode_window
 from cls_shipper.formats.lzop import available as lzo_available
 from cls_shipper.ingest.cls_pb import LogGroupList
 from cls_shipper.model.shipper import (
@@ -140,11 +140,12 @@ def build_chunks(raw_mb: float) -> list[bytes]:
     return [_nginx_chunk(traffic, start, i) for i in range(count)]
 
 
-def payloads(chunks: list[bytes]) -> Iterator[tuple[bytes, str]]:
+def payloads(chunks: list[bytes]) -> Iterator[Chunk]:
     """What the engine hands encode_window: decompressed chunks in order (the LZ4
-    decompression is part of every measured pipeline)."""
+    decompression is part of every measured pipeline); offsets are not read unless a record
+    is rejected, so every chunk may start at 0."""
     for chunk in chunks:
-        yield lz4.block.decompress(chunk), "192.0.2.10"
+        yield lz4.block.decompress(chunk), "192.0.2.10", 0
 
 
 class _Discard:
@@ -219,7 +220,7 @@ def codec_alone(codec: str, data: bytes) -> tuple[int, float]:
 def naive_exporter(chunks: list[bytes]) -> bytes:
     """What a first attempt looks like: dicts, json.dumps, one buffer, gzip at the end."""
     lines = []
-    for payload, client_ip in payloads(chunks):
+    for payload, client_ip, _ in payloads(chunks):
         for group in LogGroupList.FromString(payload).logGroupList:
             tags = {t.key: t.value for t in group.logTags}
             for log in group.logs:
@@ -241,9 +242,9 @@ def _child_rss(chunk_file: str, count: int) -> None:
                 (size,) = struct.unpack(">I", f.read(4))
                 yield f.read(size)
 
-    def stream() -> Iterator[tuple[bytes, str]]:
+    def stream() -> Iterator[Chunk]:
         for chunk in read():
-            yield lz4.block.decompress(chunk), "192.0.2.10"
+            yield lz4.block.decompress(chunk), "192.0.2.10", 0
 
     import gc
     gc.collect()

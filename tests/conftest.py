@@ -25,7 +25,7 @@ pytest_plugins = ["tests.helpers.s3server"]
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/test"
 BACKENDS = ("sqlite", "postgresql")
 # Modules whose servers run on both backends.
-BACKEND_MODULES = {"test_legacy_api", "test_shipping", "test_tasks_api"}
+BACKEND_MODULES = {"test_legacy_api", "test_rejects", "test_shipping", "test_tasks_api"}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -26,13 +26,14 @@ def tasks(
     try:
         listed = client.call("GET", "/tasks", {"shipper_id": shipper_id, "start_time": start,
                                                "end_time": end})["tasks"]
-        table = Table("task_id", "range_start", "range_end", "status", "records", "objects",
-                      "message")
+        table = Table("task_id", "range_start", "range_end", "status", "records", "rejected",
+                      "objects", "message")
         for task in listed:
             detail = client.call("GET", "/task", {"shipper_id": shipper_id,
                                                   "task_id": task["task_id"]})
             table.add_row(task["task_id"][:8], task["range_start"], task["range_end"],
-                          task["status"], str(detail["records"]), str(len(detail["objects"])),
+                          task["status"], str(detail["records"]),
+                          str(detail["records_rejected"]), str(len(detail["objects"])),
                           task["message"][:60])
         console.print(table)
     except ClientError as exc:
@@ -60,7 +61,7 @@ def audit(
         raise typer.Exit(1) from None
     console.print(f"{report['windows']} windows ({report['shipped_windows']} shipped), "
                   f"{report['objects']} objects, {report['records']} records, "
-                  f"{report['bytes_out']} bytes checked")
+                  f"{report['records_rejected']} rejected, {report['bytes_out']} bytes checked")
     if report["clean"]:
         console.print("[green]clean: the bucket holds exactly what the ledger says[/green]")
         return

@@ -16,7 +16,14 @@ JSON lines with JsonType 0 and no filter rules, the common case, skip the Python
 the C extension (`cls_shipper._wire`) transcodes each stored chunk straight to JSON lines,
 the same bytes jsonlines.py writes, ~6x faster. They are fed to the codec in the same
 group-sized steps as the Python path, so the objects are identical either way. A chunk the
-extension leaves alone (and every chunk without it) takes the Python path."""
+extension leaves alone (and every chunk without it) takes the Python path.
+
+No record can block a window. When a format raises on a batch (one LogGroup), the batch is
+encoded again record by record, from a fresh decode of its chunk, and each record the format
+still refuses goes to the window's rejects object instead: one JSON line with the record as
+stored, its offset in the topic and the reason. Everything else ships as usual. The common
+path pays nothing for this (one try per batch); the rejects object is a pure function of the
+window like the parts, so a retry rewrites it with the same bytes."""
 
 from __future__ import annotations
 
@@ -25,7 +32,9 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
+
+import orjson
 
 from cls_shipper.errors import FormatError, ServiceError
 from cls_shipper.formats.compression import make_compressor
@@ -34,12 +43,12 @@ from cls_shipper.formats.filters import RecordFilter
 from cls_shipper.formats.jsonlines import JsonLinesEncoder
 from cls_shipper.formats.memory import tune_allocator
 from cls_shipper.formats.parquetfmt import ParquetEncoder, ParquetFile, ParquetRows
-from cls_shipper.formats.records import Batch, iter_batches
+from cls_shipper.formats.records import Batch, StoredChunk, iter_batches
 from cls_shipper.ingest.native import wire as _wire  # None without a compiler
 from cls_shipper.model.objects import ObjectWriter, WrittenObject
 from cls_shipper.model.shipper import LEGACY_JSON, JsonInfo, ShipperConfig, check_combination
 
-__all__ = ["PartResult", "WindowResult", "encode_window"]
+__all__ = ["Chunk", "PartResult", "RejectsResult", "WindowResult", "encode_window"]
 
 MIB = 1024 * 1024
 RAW_FEED_BYTES = 1 * MIB  # raw bytes gathered before each call into the codec
@@ -56,12 +65,26 @@ class PartResult:
 
 
 @dataclass
+class RejectsResult:
+    records: int
+    raw_bytes: int  # the uncompressed JSON lines
+    written: WrittenObject
+
+
+@dataclass
 class WindowResult:
     records: int  # records shipped
     records_filtered: int  # records the filter rules dropped
     raw_bytes: int
-    out_bytes: int  # bytes handed to the part writers
+    out_bytes: int  # bytes handed to the object writers, the rejects object's included
     parts: list[PartResult] = field(default_factory=list)
+    records_rejected: int = 0  # records no format could write, in `rejects`
+    rejects: RejectsResult | None = None
+
+
+# A stored chunk as the window encoder takes it: the LogGroupList bytes, the uploader's IP
+# (the source of groups without one) and the topic offset of its first record.
+Chunk = tuple[bytes, str, int]
 
 
 class _Output:
@@ -196,6 +219,49 @@ class _ParquetFormat:
         return self._encoder.open(output), 0
 
 
+class _Rejects:
+    """The window's rejects object: JSON lines in the window's codec, opened at the first
+    rejected record, so a window without one writes nothing."""
+
+    def __init__(self, open_rejects: Callable[[], ObjectWriter], codec: str) -> None:
+        self._open = open_rejects
+        self._codec = codec
+        self._writer: ObjectWriter | None = None
+        self._body: _LineBody | None = None
+        self.output: _Output | None = None
+        self.records = 0
+        self.raw = 0
+
+    def add(self, stored: dict[str, Any], offset: int, exc: Exception) -> None:
+        line = orjson.dumps({**stored, "offset": offset, "reason": _reason(exc)},
+                            option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+        if self._body is None:
+            self._writer = self._open()
+            self.output = _Output(self._writer)
+            self._body = _LineBody(b"", self._codec, self.output)
+        self._body.add([line], 0, 1, len(line))
+        self.records += 1
+        self.raw += len(line)
+
+    def close(self) -> RejectsResult | None:
+        if self._body is None or self._writer is None or self.output is None:
+            return None
+        self._body.finish()
+        self.output.drain()
+        return RejectsResult(self.records, self.raw, self._writer.close())
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+
+
+def _reason(exc: Exception) -> str:
+    """Why a record was rejected: the exception's type and text (no traceback, which would
+    name paths and line numbers and change the bytes from one release to the next)."""
+    message = str(exc)
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
 def _transcodable(config: ShipperConfig, record_filter: RecordFilter) -> JsonInfo | None:
     """The JSON settings when the C transcoder can encode this shipper's records."""
     info = config.content.json or LEGACY_JSON
@@ -241,13 +307,16 @@ class _Part(Generic[E]):
         return PartResult(self.index, self.records, self.raw, self.writer.close())
 
 
-def encode_window(payloads: Iterable[tuple[bytes, str]], config: ShipperConfig,
+def encode_window(payloads: Iterable[Chunk], config: ShipperConfig,
                   open_part: Callable[[int], ObjectWriter],
-                  max_part_raw_bytes: int | None = None) -> WindowResult:
-    """Encode the chunks of one window, `(LogGroupList bytes, client_ip)` in offset order,
-    into parts 0, 1, 2… opened with `open_part`. No records (after filtering), no parts.
-    On any error the open part is aborted and the error propagates; parts already closed
-    stay written (a retry rewrites the same keys with the same bytes)."""
+                  max_part_raw_bytes: int | None = None,
+                  open_rejects: Callable[[], ObjectWriter] | None = None) -> WindowResult:
+    """Encode the chunks of one window, `(LogGroupList bytes, client_ip, first offset)` in
+    offset order, into parts 0, 1, 2… opened with `open_part`. No records (after filtering),
+    no parts. A record the format cannot write goes to the object `open_rejects` opens (at
+    most once); without `open_rejects` its error propagates instead. On any other error the
+    open objects are aborted and the error propagates; parts already closed stay written (a
+    retry rewrites the same keys with the same bytes)."""
     limit = config.max_size * MIB if max_part_raw_bytes is None else max_part_raw_bytes
     if limit <= 0:
         raise ValueError("max_part_raw_bytes must be positive")
@@ -255,6 +324,7 @@ def encode_window(payloads: Iterable[tuple[bytes, str]], config: ShipperConfig,
     fmt: _Format[object] = _format(config)  # type: ignore[assignment]
     record_filter = RecordFilter(config.filter_rules)
     json_info = _transcodable(config, record_filter)
+    rejects = None if open_rejects is None else _Rejects(open_rejects, config.compress)
     result = WindowResult(0, 0, 0, 0)
     part: _Part[object] | None = None
 
@@ -278,8 +348,27 @@ def encode_window(payloads: Iterable[tuple[bytes, str]], config: ShipperConfig,
             _finish(part, result)
             part = None
 
+    def isolate(chunk: StoredChunk, ordinal: int, first_offset: int,
+                rejected: _Rejects) -> None:
+        """Group `ordinal` of `chunk`, whose batch the format refused, record by record: what
+        it can write is placed in order, the rest is rejected."""
+        batch = chunk.batch(ordinal)
+        keep = record_filter.keeps(batch) if record_filter.active else None
+        for index, (ms, row) in enumerate(zip(batch.times, batch.rows, strict=True)):
+            if keep is not None and not keep[index]:
+                continue  # counted as filtered when the whole batch went through the filter
+            try:
+                encoded, ends = fmt.encode(Batch(batch.meta, [ms], [row]))
+            # Whatever an encoder raises on one record is that record's fault, by the rule
+            # that no record blocks a window; the reason names the error for the user.
+            except Exception as exc:  # noqa: BLE001
+                rejected.add(chunk.stored(ordinal, index, batch.meta),
+                             first_offset + index, exc)
+            else:
+                place(encoded, ends, 0, 1)
+
     try:
-        for payload, client_ip in payloads:
+        for payload, client_ip, first_offset in payloads:
             if json_info is not None and _wire is not None:
                 try:
                     data, ends, groups = _wire.encode_json_lines(
@@ -292,22 +381,40 @@ def encode_window(payloads: Iterable[tuple[bytes, str]], config: ShipperConfig,
                         place(lines, ends, start, stop)
                         start = stop
                     continue
-            for batch in iter_batches(payload, client_ip):
+            offset = first_offset
+            stored: StoredChunk | None = None  # parsed again only when a batch is refused
+            for ordinal, batch in enumerate(iter_batches(payload, client_ip)):
+                size = len(batch)
                 batch = record_filter.apply(batch)
-                count = len(batch)
-                if count:
-                    encoded, batch_ends = fmt.encode(batch)
-                    place(encoded, batch_ends, 0, count)
+                if len(batch):
+                    try:
+                        encoded, batch_ends = fmt.encode(batch)
+                    except Exception:
+                        if rejects is None:
+                            raise
+                        stored = stored or StoredChunk(payload, client_ip)
+                        isolate(stored, ordinal, offset, rejects)
+                    else:
+                        place(encoded, batch_ends, 0, len(batch))
+                offset += size
         if part is not None:
             _finish(part, result)
             part = None
+        if rejects is not None:
+            result.rejects = rejects.close()
     except BaseException:
+        # The error being raised is the one to report; a failing abort must not hide it.
         if part is not None:
-            # The error being raised is the one to report; a failing abort must not hide it.
             with contextlib.suppress(Exception):
                 part.writer.abort()
+        if rejects is not None:
+            with contextlib.suppress(Exception):
+                rejects.abort()
         raise
     result.records_filtered = record_filter.dropped
+    if result.rejects is not None and rejects is not None and rejects.output is not None:
+        result.records_rejected = result.rejects.records
+        result.out_bytes += rejects.output.total
     return result
 
 

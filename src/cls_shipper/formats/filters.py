@@ -44,15 +44,20 @@ class RecordFilter:
     def active(self) -> bool:
         return bool(self._rules)
 
-    def apply(self, batch: Batch) -> Batch:
-        """The batch with only the matching records (the same object when all match)."""
-        if not self._rules:
-            return batch
+    def keeps(self, batch: Batch) -> list[bool]:
+        """For each record of the batch, whether every rule matches it (counts nothing)."""
         keep = [True] * len(batch)
         for rule in self._rules:
             values = column(batch, rule.key, None)
             matches = rule.matches
             keep = [k and matches(v) for k, v in zip(keep, values, strict=True)]
+        return keep
+
+    def apply(self, batch: Batch) -> Batch:
+        """The batch with only the matching records (the same object when all match)."""
+        if not self._rules:
+            return batch
+        keep = self.keeps(batch)
         kept = sum(keep)
         if kept == len(keep):
             return batch

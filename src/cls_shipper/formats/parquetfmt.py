@@ -5,8 +5,9 @@ range; float/double take a decimal number with optional exponent; boolean takes
 true/false/1/0 in any letter case. `key_non_existing_field` stands in when the key is
 missing or its value does not convert: for a string column "" means the empty string and
 "NULL" means null; for other types the filler is converted the same way and becomes null
-when it does not convert (or is "NULL"). Rows are buffered in bounded row groups, so memory
-does not grow with the window; compression happens inside the file."""
+when it does not convert (or is "NULL"). Each batch is converted to Arrow as it is encoded;
+rows are buffered in bounded row groups, so memory does not grow with the window;
+compression happens inside the file."""
 
 from __future__ import annotations
 
@@ -51,9 +52,17 @@ _BOOLS = {"true": True, "false": False, "1": True, "0": False}
 _INT_BOUNDS = {"int32": 2**31, "int64": 2**63}
 
 
+# Digits (leading zeros aside) beyond which no value is within int64's range. Checked before
+# int(), which refuses strings of more than 4,300 digits with a ValueError (CPython's guard
+# against quadratic conversion): such a value is out of range, so it takes the filler.
+_MAX_INT_DIGITS = 19
+
+
 def _int_parser(bound: int) -> Callable[[str], int | None]:
     def parse(value: str) -> int | None:
         if not _INT.fullmatch(value):
+            return None
+        if len(value) > _MAX_INT_DIGITS + 1 and len(value.lstrip("+-0")) > _MAX_INT_DIGITS:
             return None
         number = int(value)
         return number if -bound <= number < bound else None
@@ -79,6 +88,9 @@ def _parser(key_type: str) -> Callable[[str], Any]:
 
 
 _UNSEEN = object()
+# Columns such as status or method repeat a few values: each distinct one is parsed once. The
+# cache is emptied when it reaches this size, so a column of unique values cannot grow it.
+_CACHE_MAX = 65_536
 
 
 class _Column:
@@ -95,15 +107,16 @@ class _Column:
             self._fill = filler
         else:
             self._fill = self._parse(filler)
+        self._cache: dict[str, Any] = {}
 
     def to_arrow(self, values: list[str | None]) -> pa.Array:
         fill = self._fill
         parse = self._parse
         if parse is None:
             return pa.array([fill if v is None else v for v in values], type=self.type)
-        # Columns such as status or method repeat a few values; parse each distinct one once
-        # per row group (the cache lives only as long as the row group's values).
-        cache: dict[str, Any] = {}
+        cache = self._cache
+        if len(cache) >= _CACHE_MAX:
+            cache.clear()
         out: list[Any] = []
         append = out.append
         for value in values:
@@ -122,9 +135,9 @@ class _Column:
 
 @dataclass(slots=True)
 class ParquetRows:
-    """A batch in column form: text values (None where missing) and per-record raw sizes."""
+    """A batch in column form: one Arrow array per column and per-record raw sizes."""
 
-    columns: list[list[str | None]]
+    columns: list[pa.Array]
     sizes: list[int]
 
 
@@ -144,12 +157,16 @@ class ParquetEncoder:
         self.compression, self.level = PARQUET_COMPRESSION[compress]
 
     def encode(self, batch: Batch) -> ParquetRows:
+        """The batch converted to Arrow here, not when its row group is written, so that
+        whatever a record makes the conversion raise is raised for the batch it is in (the
+        window encoder then isolates the record) rather than for a whole row group."""
         columns: list[list[str | None]] = [column(batch, k, None) for k in self._keys]
         sizes = [len(self.columns)] * len(batch)
         for col, spec in zip(columns, self.columns, strict=True):
             missing = spec.filler_len
             sizes = list(map(add, sizes, [missing if v is None else len(v) for v in col]))
-        return ParquetRows(columns, sizes)
+        return ParquetRows([spec.to_arrow(values)
+                            for spec, values in zip(self.columns, columns, strict=True)], sizes)
 
     def open(self, out: ByteOutput) -> ParquetFile:
         return ParquetFile(self, out)
@@ -164,13 +181,14 @@ class ParquetFile:
             pa.PythonFile(out, mode="w"), encoder.schema,
             compression=encoder.compression, compression_level=encoder.level,
         )
-        self._pending: list[list[str | None]] = [[] for _ in encoder.columns]
+        self._pending: list[list[pa.Array]] = [[] for _ in encoder.columns]
         self._pending_rows = 0
         self._pending_bytes = 0
 
     def add(self, rows: ParquetRows, start: int, end: int, raw_bytes: int) -> None:
+        whole = start == 0 and end == len(rows.sizes)
         for pending, values in zip(self._pending, rows.columns, strict=True):
-            pending.extend(values[start:end])
+            pending.append(values if whole else values.slice(start, end - start))
         self._pending_rows += end - start
         self._pending_bytes += raw_bytes
         if (self._pending_rows >= ROW_GROUP_MAX_ROWS
@@ -180,8 +198,10 @@ class ParquetFile:
     def _flush(self) -> None:
         if not self._pending_rows:
             return
-        arrays = [spec.to_arrow(values)
-                  for spec, values in zip(self._encoder.columns, self._pending, strict=True)]
+        # One contiguous array per column: the file's bytes then depend on the values alone,
+        # not on how the window's groups sliced them.
+        arrays = [pieces[0] if len(pieces) == 1 else pa.concat_arrays(pieces)
+                  for pieces in self._pending]
         table = pa.Table.from_arrays(arrays, schema=self._encoder.schema)
         self._writer.write_table(table, row_group_size=self._pending_rows)
         self._pending = [[] for _ in self._encoder.columns]

@@ -79,33 +79,64 @@ def _shipped_ms(time: int) -> int:
     return normalise_log_time_ms(min(max(time, LOG_TIME_MIN), LOG_TIME_MAX))
 
 
-def iter_batches(payload: bytes, client_ip: str) -> Iterator[Batch]:
-    """The non-empty groups of one stored chunk, in order."""
+def _parse(payload: bytes) -> Any:
     try:
-        message = _LogGroupList.FromString(payload)
+        return _LogGroupList.FromString(payload)
     except DecodeError as exc:
         raise CorruptChunkError(f"a stored chunk is not a valid LogGroupList: {exc}") from None
+
+
+def _batch(group: Any, fallback_source: str | None) -> Batch:
+    logs = group.logs
+    # A comprehension over the map: dict(map) would go through collections.abc's
+    # Python-level keys()/__iter__ (measured 3.2 µs against 3.9 µs per record).
+    rows: list[dict[str, str]] = [{k: m[k] for k in m} for m in map(_CONTENTS, logs)]
+    times: list[int] = [log.time for log in logs]
+    # Nearly every chunk is uniformly in ms; check the extremes instead of every value.
+    if min(times) < MS_LOW or max(times) >= MS_HIGH:
+        times = list(map(_shipped_ms, times))
+    tag_map = group.logTags
+    tags = {k: tag_map[k] for k in tag_map} if tag_map else {}
+    meta = GroupMeta(
+        source=text(group.source) or fallback_source,
+        filename=text(group.filename) or None,
+        hostname=text(group.hostname) or None,
+        tags={text(k): text(v) for k, v in tags.items()} if tags else tags,
+    )
+    return Batch(meta, times, rows)
+
+
+def iter_batches(payload: bytes, client_ip: str) -> Iterator[Batch]:
+    """The non-empty groups of one stored chunk, in order."""
     fallback_source = client_ip or None
-    for group in message.logGroupList:
-        logs = group.logs
-        if not logs:
-            continue
-        # A comprehension over the map: dict(map) would go through collections.abc's
-        # Python-level keys()/__iter__ (measured 3.2 µs against 3.9 µs per record).
-        rows: list[dict[str, str]] = [{k: m[k] for k in m} for m in map(_CONTENTS, logs)]
-        times: list[int] = [log.time for log in logs]
-        # Nearly every chunk is uniformly in ms; check the extremes instead of every value.
-        if min(times) < MS_LOW or max(times) >= MS_HIGH:
-            times = list(map(_shipped_ms, times))
-        tag_map = group.logTags
-        tags = {k: tag_map[k] for k in tag_map} if tag_map else {}
-        meta = GroupMeta(
-            source=text(group.source) or fallback_source,
-            filename=text(group.filename) or None,
-            hostname=text(group.hostname) or None,
-            tags={text(k): text(v) for k, v in tags.items()} if tags else tags,
-        )
-        yield Batch(meta, times, rows)
+    for group in _parse(payload).logGroupList:
+        if group.logs:
+            yield _batch(group, fallback_source)
+
+
+class StoredChunk:
+    """A chunk parsed again, for the rare batch an encoder refused: each of its non-empty
+    groups as a fresh batch (the refused one may have been changed in place by the encoder),
+    and each record as it was stored, for the window's rejects object. Group `ordinal` is the
+    same group `iter_batches` yielded as its `ordinal`-th batch."""
+
+    def __init__(self, payload: bytes, client_ip: str) -> None:
+        self._groups = [group for group in _parse(payload).logGroupList if group.logs]
+        self._fallback_source = client_ip or None
+
+    def batch(self, ordinal: int) -> Batch:
+        return _batch(self._groups[ordinal], self._fallback_source)
+
+    def stored(self, ordinal: int, index: int, meta: GroupMeta) -> dict[str, Any]:
+        """Record `index` of group `ordinal`: its time as uploaded (not normalised to ms), its
+        contents (a repeated key keeps its last value, as shipping reads it) and the group's
+        metadata as shipped (`meta`, from `batch(ordinal)`)."""
+        log = self._groups[ordinal].logs[index]
+        contents = log.contents
+        return {"time": log.time,
+                "contents": {text(k): text(contents[k]) for k in contents},
+                "source": meta.source, "filename": meta.filename, "hostname": meta.hostname,
+                "tags": meta.tags}
 
 
 def meta_value(meta: GroupMeta, key: str) -> tuple[bool, str | None]:

@@ -5,7 +5,11 @@ visible (`WrittenObject`), and what the task ledger records of it (`ShippedObjec
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
+
+# What an object of a task holds: a part of the window in the shipper's format, or the
+# window's rejects (the records no format could write, JSON lines; see formats/encoder.py).
+ObjectKind = Literal["part", "rejects"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +45,15 @@ class ShippedObject:
     sha256: str
     records: int
     raw_bytes: int  # the uncompressed encoding's size
+    kind: ObjectKind = "part"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> ShippedObject:
+        # Objects recorded before rejects existed are all parts.
         return ShippedObject(key=data["key"], size=data["size"], md5=data["md5"],
                              sha256=data.get("sha256", ""), records=data.get("records", 0),
-                             raw_bytes=data.get("raw_bytes", 0))
+                             raw_bytes=data.get("raw_bytes", 0),
+                             kind="rejects" if data.get("kind") == "rejects" else "part")

@@ -76,6 +76,7 @@ class TaskDetail(Task):
     last_error: str
     records: int
     records_filtered: int
+    records_rejected: int  # records no format could write, in the rejects object
     bytes_in: int
     bytes_out: int
     first_offset: int | None

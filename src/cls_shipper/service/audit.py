@@ -42,6 +42,7 @@ class AuditReport:
     shipped_windows: int = 0
     objects: int = 0
     records: int = 0
+    records_rejected: int = 0  # in the windows' rejects objects, which are checked too
     bytes_out: int = 0
     findings: list[Finding] = field(default_factory=list)
 
@@ -105,5 +106,6 @@ def _check_windows(sink: Sink, windows: list[TaskDetail], report: AuditReport) -
             continue
         report.shipped_windows += 1
         report.records += task.records
+        report.records_rejected += task.records_rejected
         report.bytes_out += task.bytes_out
         _check_window(sink, task, report)

@@ -120,6 +120,7 @@ class Outcome:
     first_offset: int | None
     last_offset: int | None
     objects: list[ShippedObject]
+    records_rejected: int = 0  # in the rejects object among `objects`
 
 
 # --- The scheduler's side -------------------------------------------------------------------
@@ -168,7 +169,8 @@ def cut_windows(db: Database, now: int, zone_name: str) -> int:
                  "message": "waiting to be shipped", "created_ms": now, "run_start_ms": now,
                  "run_end_ms": None, "config": snapshot.to_dict(), "attempts": 0,
                  "next_attempt_ms": now, "lease_owner": None, "lease_expires_ms": None,
-                 "last_error": "", "records": 0, "records_filtered": 0, "bytes_in": 0,
+                 "last_error": "", "records": 0, "records_filtered": 0,
+                 "records_rejected": 0, "bytes_in": 0,
                  "bytes_out": 0, "first_offset": None, "last_offset": None, "objects": []}
                 for start, end in windows])
             conn.execute(update(shippers).where(shippers.c.shipper_id == row.shipper_id)
@@ -294,11 +296,17 @@ def succeed(db: Database, task: Claimed, now: int, outcome: Outcome) -> bool:
     stands)."""
     message = (TaskStatus.SUCCESS.value if outcome.objects
                else f"{TaskStatus.SUCCESS} (no records in this window)")
+    rejects = [obj.key for obj in outcome.objects if obj.kind == "rejects"]
+    if outcome.records_rejected and rejects:
+        # Success all the same (no record blocks a window), but the user must be told.
+        message = (f"{TaskStatus.SUCCESS} ({outcome.records_rejected} record(s) could not be "
+                   f"written in this format; they are in {rejects[0]})")
     with db.begin() as conn:
         result = conn.execute(update(tasks).where(_fenced(task)).values(
             status=TaskStatus.SUCCESS, message=message, run_end_ms=now, lease_owner=None,
             lease_expires_ms=None, last_error="", records=outcome.records,
-            records_filtered=outcome.records_filtered, bytes_in=outcome.bytes_in,
+            records_filtered=outcome.records_filtered,
+            records_rejected=outcome.records_rejected, bytes_in=outcome.bytes_in,
             bytes_out=outcome.bytes_out, first_offset=outcome.first_offset,
             last_offset=outcome.last_offset,
             objects=[obj.to_dict() for obj in outcome.objects]))
@@ -578,8 +586,9 @@ def _detail(row: _TaskRow, runs: list[Run]) -> TaskDetail:
         **_summary_fields(row), created_ms=row.created_ms, attempts=row.attempts,
         next_attempt_ms=row.next_attempt_ms, lease_owner=row.lease_owner,
         lease_expires_ms=row.lease_expires_ms, last_error=row.last_error, records=row.records,
-        records_filtered=row.records_filtered, bytes_in=row.bytes_in, bytes_out=row.bytes_out,
-        first_offset=row.first_offset, last_offset=row.last_offset,
+        records_filtered=row.records_filtered, records_rejected=row.records_rejected,
+        bytes_in=row.bytes_in, bytes_out=row.bytes_out, first_offset=row.first_offset,
+        last_offset=row.last_offset,
         objects=[ShippedObject.from_dict(obj) for obj in row.objects or []],
         config=ShipperConfig.from_dict(row.config), runs=runs)
 

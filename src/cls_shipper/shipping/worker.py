@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from cls_shipper.errors import ShippingError
-from cls_shipper.formats.encoder import encode_window
+from cls_shipper.formats.encoder import Chunk, encode_window
 from cls_shipper.ingest.decode import decompress
 from cls_shipper.model.naming import ObjectNaming
 from cls_shipper.model.objects import ObjectWriter, ShippedObject
@@ -51,7 +51,7 @@ class _WindowReader:
     last_offset: int | None = None
     chunks: int = field(default=0)
 
-    def payloads(self) -> Iterator[tuple[bytes, str]]:
+    def payloads(self) -> Iterator[Chunk]:
         for chunk in read_window(self.db, self.task.topic_id, self.task.range_start_ms,
                                  self.task.range_end_ms):
             if self.lease_lost():
@@ -65,7 +65,8 @@ class _WindowReader:
                 self.first_offset = chunk.first_offset
             self.last_offset = chunk.first_offset + chunk.record_count - 1
             self.chunks += 1
-            yield decompress(chunk.codec, chunk.payload, chunk.raw_size), chunk.client_ip
+            yield (decompress(chunk.codec, chunk.payload, chunk.raw_size), chunk.client_ip,
+                   chunk.first_offset)
 
 
 def ship(db: Database, sink: Sink, task: ledger.Claimed,
@@ -83,14 +84,28 @@ def ship(db: Database, sink: Sink, task: ledger.Claimed,
                                 content_type=naming.content_type,
                                 storage_class=config.storage_type)
 
-    result = encode_window(reader.payloads(), config, open_part, max_part_raw_bytes)
+    def open_rejects() -> ObjectWriter:
+        # Opened only once a record is rejected, so the window's first offset is known.
+        return sink.open_writer(config.bucket, naming.rejects_key(reader.first_offset or 0),
+                                content_type=naming.rejects_content_type,
+                                storage_class=config.storage_type)
+
+    result = encode_window(reader.payloads(), config, open_part, max_part_raw_bytes,
+                           open_rejects)
     written = [ShippedObject(key=part.written.key, size=part.written.size, md5=part.written.md5,
                              sha256=part.written.sha256, records=part.records,
                              raw_bytes=part.raw_bytes) for part in result.parts]
+    if result.rejects is not None:
+        rejects = result.rejects
+        written.append(ShippedObject(
+            key=rejects.written.key, size=rejects.written.size, md5=rejects.written.md5,
+            sha256=rejects.written.sha256, records=rejects.records,
+            raw_bytes=rejects.raw_bytes, kind="rejects"))
     return ledger.Outcome(
         records=result.records, records_filtered=result.records_filtered,
         bytes_in=result.raw_bytes, bytes_out=result.out_bytes,
-        first_offset=reader.first_offset, last_offset=reader.last_offset, objects=written)
+        first_offset=reader.first_offset, last_offset=reader.last_offset, objects=written,
+        records_rejected=result.records_rejected)
 
 
 class _LeaseKeeper(threading.Thread):

@@ -152,11 +152,13 @@ tasks = Table(
     Column("last_error", Text, nullable=False, default=""),
     Column("records", BigInteger, nullable=False, default=0),
     Column("records_filtered", BigInteger, nullable=False, default=0),
+    Column("records_rejected", BigInteger, nullable=False, default=0, server_default="0"),
     Column("bytes_in", BigInteger, nullable=False, default=0),
     Column("bytes_out", BigInteger, nullable=False, default=0),
     Column("first_offset", BigInteger, nullable=True),
     Column("last_offset", BigInteger, nullable=True),
-    # [{"key", "size", "md5", "sha256", "records"}...] of the objects written.
+    # [{"key", "size", "md5", "sha256", "records", "raw_bytes", "kind"}...] of the objects
+    # written: the parts, then the rejects object if any (kind "rejects").
     Column("objects", JSON, nullable=False, default=list),
     UniqueConstraint("shipper_id", "range_start_ms", name="uq_task_window"),
     Index("ix_tasks_queue", "status", "next_attempt_ms"),

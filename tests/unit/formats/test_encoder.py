@@ -20,7 +20,7 @@ import pytest
 
 from cls_shipper.errors import CorruptChunkError, FormatError
 from cls_shipper.formats import parquetfmt
-from cls_shipper.formats.encoder import encode_window
+from cls_shipper.formats.encoder import Chunk, encode_window
 from cls_shipper.model.naming import content_type, file_extension
 from cls_shipper.model.shipper import (
     LEGACY_JSON,
@@ -50,11 +50,12 @@ def json_objects(text: bytes) -> list[dict[str, Any]]:
             for line in text.decode().split("\n")[:-1]]
 
 
-def nginx_window(records: int = 20, per_group: int = 7) -> list[tuple[bytes, str]]:
+def nginx_window(records: int = 20, per_group: int = 7) -> list[Chunk]:
     """A few chunks; record i has id=i so tests can check order and completeness."""
     chunks = []
     i = 0
     while i < records:
+        first = i  # the chunk's first offset: record i is at offset i
         groups = []
         for g in range(2):
             logs = []
@@ -67,7 +68,7 @@ def nginx_window(records: int = 20, per_group: int = 7) -> list[tuple[bytes, str
             if logs:
                 groups.append(group(logs, source=f"10.0.0.{g}", filename="/var/log/a.log",
                                     hostname="web-1", tags=[("env", "prod")]))
-        chunks.append((payload(groups), "192.0.2.1"))
+        chunks.append((payload(groups), "192.0.2.1", first))
     return chunks
 
 
@@ -106,7 +107,7 @@ def test_json_meta_fields_tags_and_time_units() -> None:
         group([(1_717_200_001_000, [("__CONTENT__", "full text line")])]),  # no meta at all
     ])
     sink = Collector()
-    encode_window([(chunk, "203.0.113.9")], config(ContentInfo("json", json=LEGACY_JSON)),
+    encode_window([(chunk, "203.0.113.9", 0)], config(ContentInfo("json", json=LEGACY_JSON)),
                   sink.open)
     objects = json_objects(sink.parts[0].data)
     assert objects[0] == {"a": "1", "b": "x", "__TIMESTAMP__": 1_717_200_000_000,
@@ -135,7 +136,7 @@ def test_json_only_chosen_meta_fields() -> None:
                                                 "__TAG__": {"t": "1"}}),
     ]:
         sink = Collector()
-        encode_window([(chunk, "")], config(ContentInfo("json", json=info)), sink.open)
+        encode_window([(chunk, "", 0)], config(ContentInfo("json", json=info)), sink.open)
         assert json_objects(sink.parts[0].data) == [expected]
 
 
@@ -143,7 +144,7 @@ def test_json_meta_wins_over_content_key_of_same_name() -> None:
     chunk = payload([group([(T_MS, [("__SOURCE__", "spoofed"), ("__TIMESTAMP__", "0"),
                                     ("k", "v")])], source="10.0.0.1")])
     sink = Collector()
-    encode_window([(chunk, "")], config(ContentInfo("json", json=LEGACY_JSON)), sink.open)
+    encode_window([(chunk, "", 0)], config(ContentInfo("json", json=LEGACY_JSON)), sink.open)
     (obj,) = json_objects(sink.parts[0].data)  # no_duplicates checks the raw line
     assert obj["__SOURCE__"] == "10.0.0.1" and obj["__TIMESTAMP__"] == T_MS
 
@@ -156,9 +157,9 @@ def test_json_type_1_embeds_objects_and_arrays_only() -> None:
               ("deep", "[" * 300 + "\n" + "]" * 300)]  # too deep for orjson to write back
     chunk = payload([group([(T_MS, values)])])
     structured, plain = Collector(), Collector()
-    encode_window([(chunk, "")], config(ContentInfo("json", json=JsonInfo(False, [], 1))),
+    encode_window([(chunk, "", 0)], config(ContentInfo("json", json=JsonInfo(False, [], 1))),
                   structured.open)
-    encode_window([(chunk, "")], config(ContentInfo("json", json=JsonInfo(False, [], 0))),
+    encode_window([(chunk, "", 0)], config(ContentInfo("json", json=JsonInfo(False, [], 0))),
                   plain.open)
     (obj,) = json_objects(structured.parts[0].data)
     assert obj["obj"] == {"a": 1, "b": [True, None]}
@@ -181,11 +182,11 @@ def test_invalid_utf8_from_the_wire_is_replaced() -> None:
     grp = b"\x0a" + bytes([len(log)]) + log
     chunk = b"\x0a" + bytes([len(grp)]) + grp
     sink = Collector()
-    encode_window([(chunk, "")], config(ContentInfo("json", json=JsonInfo(False, [], 0))),
+    encode_window([(chunk, "", 0)], config(ContentInfo("json", json=JsonInfo(False, [], 0))),
                   sink.open)
     assert json_objects(sink.parts[0].data) == [{"k": "\ufffdok"}]
     csv_sink = Collector()
-    encode_window([(chunk, "")], config(ContentInfo("csv", csv=CsvInfo(["k"], ",", '"', "-",
+    encode_window([(chunk, "", 0)], config(ContentInfo("csv", csv=CsvInfo(["k"], ",", '"', "-",
                                                                        False))), csv_sink.open)
     assert csv_sink.parts[0].data == "\ufffdok\n".encode()
 
@@ -204,7 +205,7 @@ def test_csv_round_trips_through_the_csv_module(delimiter: str, quote: str) -> N
     keys = ["n", "v", "missing", "__SOURCE__", "__FILENAME__", "__HOSTNAME__", "__TIMESTAMP__"]
     info = CsvInfo(keys, delimiter, quote, "N/A", True)
     sink = Collector()
-    result = encode_window([(chunk, "")], config(ContentInfo("csv", csv=info), "gzip"),
+    result = encode_window([(chunk, "", 0)], config(ContentInfo("csv", csv=info), "gzip"),
                            sink.open)
     text = gzip.decompress(sink.parts[0].data).decode()
     rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar=quote,
@@ -221,7 +222,7 @@ def test_csv_without_escape_char_writes_fields_as_they_are() -> None:
     chunk = payload([group([(T_MS, [("__CONTENT__", line)]) for line in lines])])
     info = CsvInfo(["__CONTENT__", "other"], " ", "", "None", False)
     sink = Collector()
-    encode_window([(chunk, "")], config(ContentInfo("csv", csv=info)), sink.open)
+    encode_window([(chunk, "", 0)], config(ContentInfo("csv", csv=info)), sink.open)
     assert sink.parts[0].data.decode() == "".join(f"{line} None\n" for line in lines)
 
 
@@ -250,13 +251,13 @@ PARQUET_KEYS = [
 ]
 
 
-def parquet_window() -> list[tuple[bytes, str]]:
+def parquet_window() -> list[Chunk]:
     full = [("s", "x"), ("s_null", "y"), ("s_fill", "z"), ("i32", "42"),
             ("i64", "9007199254740993"), ("f", "1.5"), ("d", "-2e3"), ("b", "TRUE")]
     invalid = [("s", "NULL"), ("i32", "2147483648"), ("i64", "1.0"), ("f", "abc"),
                ("d", "1_000"), ("b", "yes")]
     return [(payload([group([(T_MS, full), (T_MS + 1, []), (T_MS + 2, invalid)],
-                            source="10.9.9.9")]), "")]
+                            source="10.9.9.9")]), "", 0)]
 
 
 @pytest.mark.parametrize("codec", ["snappy", "gzip", "zstd", "lz4", "none"])
@@ -313,7 +314,7 @@ def test_filter_rules_capture_group_and_and() -> None:
     rules = [FilterRule("status", "(.*)", "404"),
              FilterRule("host", r"^(\d+\.\d+)\..*", "172.16")]
     sink = Collector()
-    result = encode_window([(chunk, "")], config(ContentInfo(
+    result = encode_window([(chunk, "", 0)], config(ContentInfo(
         "json", json=JsonInfo(False, [], 0)), rules=rules), sink.open)
     assert json_objects(sink.parts[0].data) == [{"status": "404", "host": "172.16.0.1"}]
     assert (result.records, result.records_filtered) == (1, 4)
@@ -326,7 +327,7 @@ def test_filter_rule_without_group_compares_whole_match_and_meta_keys() -> None:
     rules = [FilterRule("__CONTENT__", "ERROR", "ERROR"),
              FilterRule("__SOURCE__", r"\d+$", "5")]
     sink = Collector()
-    result = encode_window([(chunk, "")], config(ContentInfo(
+    result = encode_window([(chunk, "", 0)], config(ContentInfo(
         "json", json=JsonInfo(False, [], 0)), rules=rules), sink.open)
     assert json_objects(sink.parts[0].data) == [{"__CONTENT__": "ERROR disk full"}]
     assert result.records_filtered == 2
@@ -345,7 +346,7 @@ def test_everything_filtered_gives_no_parts() -> None:
 
 def test_empty_windows_give_no_parts() -> None:
     conf = config(ContentInfo("csv", csv=CsvInfo(["a"], ",", '"', "", True)), "gzip")
-    for payloads in ([], [(payload([]), "")], [(payload([group([])]), "")]):
+    for payloads in ([], [(payload([]), "", 0)], [(payload([group([])]), "", 0)]):
         sink = Collector()
         result = encode_window(payloads, conf, sink.open)
         assert (result.records, result.raw_bytes, result.out_bytes, result.parts) == (0, 0, 0, [])
@@ -394,14 +395,14 @@ def test_a_record_larger_than_the_limit_gets_its_own_part() -> None:
     big = payload([group([(T_MS, [("v", "a")]), (T_MS, [("v", "b" * 5000)]),
                           (T_MS, [("v", "c")])])])
     sink = Collector()
-    result = encode_window([(big, "")], config(ContentInfo("json", json=JsonInfo(False, [], 0))),
+    result = encode_window([(big, "", 0)], config(ContentInfo("json", json=JsonInfo(False, [], 0))),
                            sink.open, max_part_raw_bytes=100)
     assert [p.records for p in result.parts] == [2, 1]
 
 
 def test_default_limit_is_max_size_mib() -> None:
     record = [("v", "x" * 1000)]
-    chunks = [(payload([group([(T_MS, record)] * 1000)]), "") for _ in range(6)]
+    chunks = [(payload([group([(T_MS, record)] * 1000)]), "", 1000 * n) for n in range(6)]
     sink = Collector()
     result = encode_window(chunks, config(ContentInfo("json", json=JsonInfo(False, [], 0)),
                                           max_size=5), sink.open)
@@ -411,7 +412,7 @@ def test_default_limit_is_max_size_mib() -> None:
 
 def test_writes_are_bounded_for_large_objects() -> None:
     record = [("v", "y" * 2000)]
-    chunks = [(payload([group([(T_MS, record)] * 1000)]), "") for _ in range(6)]
+    chunks = [(payload([group([(T_MS, record)] * 1000)]), "", 1000 * n) for n in range(6)]
     sink = Collector()  # asserts every write is 1 byte .. 4 MiB
     result = encode_window(chunks, config(ContentInfo("json", json=JsonInfo(False, [], 0))),
                            sink.open)
@@ -439,7 +440,7 @@ def test_same_bytes_in_another_process() -> None:
         "import hashlib, sys\n"
         "from tests.unit.formats.test_encoder import nginx_window\n"
         "from tests.helpers.formats import Collector, config\n"
-        "from cls_shipper.formats.encoder import encode_window\n"
+        "from cls_shipper.formats.encoder import Chunk, encode_window\n"
         "from cls_shipper.model.shipper import ContentInfo, LEGACY_JSON\n"
         "sink = Collector()\n"
         "encode_window(nginx_window(40), config(ContentInfo('json', json=LEGACY_JSON), 'gzip'),"
@@ -463,7 +464,7 @@ def test_writer_failure_aborts_the_open_part() -> None:
 
 
 def test_corrupt_chunk_aborts_and_raises_a_typed_error() -> None:
-    chunks = [*nginx_window(5), (b"\x0a\xff\xff\xff\xff\x0f garbage", "")]
+    chunks = [*nginx_window(5), (b"\x0a\xff\xff\xff\xff\x0f garbage", "", 5)]
     sink = Collector()
     with pytest.raises(CorruptChunkError):
         encode_window(chunks, config(ContentInfo("json", json=LEGACY_JSON), "gzip"), sink.open)
@@ -503,9 +504,9 @@ EXTREME_TIMES = [
 ]
 
 
-def extreme_window() -> list[tuple[bytes, str]]:
+def extreme_window() -> list[Chunk]:
     logs = [(t, [("i", str(i))]) for i, (t, _) in enumerate(EXTREME_TIMES)]
-    return [(payload([group(logs)]), "10.0.0.1")]
+    return [(payload([group(logs)]), "10.0.0.1", 0)]
 
 
 @pytest.mark.parametrize("json_info", [

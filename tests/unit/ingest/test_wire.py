@@ -533,7 +533,8 @@ def test_window_objects_identical_with_and_without_c(
         monkeypatch.setattr(window, "_wire", wire_module)
         for info in (LEGACY_JSON, JsonInfo(enable_tag=False, meta_fields=[], json_type=0)):
             collector = Collector()
-            result = window.encode_window(chunks, config(ContentInfo("json", json=info), codec),
+            result = window.encode_window([(raw, ip, 0) for raw, ip in chunks],
+                                          config(ContentInfo("json", json=info), codec),
                                           collector.open, max_part_raw_bytes=limit)
             results.append((collector.datas(), [(p.records, p.raw_bytes) for p in result.parts],
                             result.records, result.raw_bytes))

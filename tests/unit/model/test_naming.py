@@ -15,7 +15,8 @@ def naming(**over: object) -> ObjectNaming:
     args: dict[str, object] = {
         "shipper_id": "s1", "prefix": "logs/", "partition": "%Y/%m/%d/%H/",
         "zone": resolve_zone("Asia/Shanghai"), "range_start_ms": START, "extension": ".gz",
-        "filename_mode": 0, "content_type": "application/gzip", **over}
+        "filename_mode": 0, "content_type": "application/gzip",
+        "rejects_extension": ".jsonl.gz", "rejects_content_type": "application/gzip", **over}
     return ObjectNaming(**args)  # type: ignore[arg-type]
 
 
@@ -83,3 +84,21 @@ def test_pattern_refuses_a_trailing_newline_and_non_ascii_digits() -> None:
         pattern = window.pattern(42)
         assert not pattern.match(window.key(0, 42) + "\n")
         assert not pattern.match(window.key(3, 42).replace("3", "\u0663"))
+
+
+def test_rejects_key_sits_beside_the_parts_and_the_pattern_knows_it() -> None:
+    token = window_token("s1", START)
+    legacy = naming()
+    assert legacy.rejects_key(42) == f"logs/2026/11/28/17/_{token}_rejects.jsonl.gz"
+    shipping_time = naming(filename_mode=1)
+    assert shipping_time.rejects_key(42) == (
+        f"logs/2026/11/28/17/_202611281705_000_42_{shipper_token('s1')}_rejects.jsonl.gz")
+    for names in (legacy, shipping_time):
+        pattern = names.pattern(42)
+        rejects = names.rejects_key(42)
+        assert rejects.rpartition("/")[0] == names.key(0, 42).rpartition("/")[0]
+        assert rejects.startswith(names.listing_prefix(42))
+        assert pattern.match(rejects) and pattern.match(names.key(3, 42))
+        assert not pattern.match(rejects + "x") and not pattern.match(rejects[:-3])
+        assert not naming(shipper_id="s2", filename_mode=names.filename_mode).pattern(
+            42).match(rejects)

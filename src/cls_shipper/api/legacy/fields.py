@@ -112,6 +112,8 @@ TASK_DETAIL: FieldMap[Any] = FieldMap(fields=[
     *TASK_FIELDS,
     Field("records"),
     Field("records_filtered", "records_filtered_out"),
+    # Extension: records the format could not write, in the object of kind "rejects".
+    Field("records_rejected"),
     Field("bytes_in"),
     Field("bytes_out"),
     Field("first_offset", conv=shown_as(_offset)),

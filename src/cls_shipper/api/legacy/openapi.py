@@ -100,7 +100,7 @@ _FINDING = _obj(
     range_start=_TIME, range_end=_TIME, task_id=_STR, key=_STR, detail=_STR)
 _AUDIT = _obj(
     shipper_id=_STR, start_time=_TIME, end_time=_TIME, clean=_BOOL, windows=_INT,
-    shipped_windows=_INT, objects=_INT, records=_INT, bytes_out=_INT,
+    shipped_windows=_INT, objects=_INT, records=_INT, records_rejected=_INT, bytes_out=_INT,
     findings={"type": "array", "items": _FINDING})
 
 # The JSON form of an upload (docs/api-legacy.md "JSON form"); decoded by ingest/decode.py.

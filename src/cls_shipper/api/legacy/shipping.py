@@ -117,6 +117,7 @@ def _audit_json(report: audit.AuditReport, zone: tzinfo) -> dict[str, Any]:
         "shipped_windows": report.shipped_windows,
         "objects": report.objects,
         "records": report.records,
+        "records_rejected": report.records_rejected,
         "bytes_out": report.bytes_out,
         "findings": [{"kind": f.kind, "range_start": format_legacy(f.range_start_ms, zone),
                       "range_end": format_legacy(f.range_end_ms, zone), "task_id": f.task_id,
