@@ -37,6 +37,7 @@ from cls_shipper.ingest.schema import (
     MESSAGES,
     MiB,
     message_classes,
+    read_varint,
     wire_tags,
 )
 from cls_shipper.timefmt import now_ms
@@ -264,15 +265,15 @@ def _group_wire_sizes(raw: bytes) -> list[int] | None:
     sizes: list[int] = []
     pos, end = 0, len(raw)
     while pos < end:
-        tag, pos = _varint(raw, pos)
+        tag, pos = read_varint(raw, pos)
         wire_type = tag & 7
         if wire_type == 2:
-            length, pos = _varint(raw, pos)
+            length, pos = read_varint(raw, pos)
             if tag == _GROUP_TAG:
                 sizes.append(length)
             pos += length
         elif wire_type == 0:
-            _, pos = _varint(raw, pos)
+            _, pos = read_varint(raw, pos)
         elif wire_type == 1:
             pos += 8
         elif wire_type == 5:
@@ -280,17 +281,6 @@ def _group_wire_sizes(raw: bytes) -> list[int] | None:
         else:  # deprecated groups (3/4) as unknown fields: don't guess, check everything
             return None
     return sizes
-
-
-def _varint(raw: bytes | memoryview, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = raw[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
 
 
 # --- Unknown fields and times ---------------------------------------------------------------
@@ -327,16 +317,16 @@ def _first_unknown(raw: memoryview, message: str, group: int, log: int) -> str |
     pos, end = 0, len(raw)
     groups = logs = 0
     while pos < end:
-        tag, pos = _varint(raw, pos)
+        tag, pos = read_varint(raw, pos)
         wire_type = tag & 7
         if tag not in declared:
             return (f"field {tag >> 3} with wire type {wire_type} in "
                     f"{_place(message, group, log)} is not in the CLS LogGroupList schema; an "
                     "upload with unknown fields is refused rather than stored in part")
         if wire_type == 0:
-            _, pos = _varint(raw, pos)
+            _, pos = read_varint(raw, pos)
             continue
-        length, pos = _varint(raw, pos)  # every declared field is a varint or length-delimited
+        length, pos = read_varint(raw, pos)  # every declared field is a varint or length-delimited
         child = declared[tag]
         if child is not None:
             found = _first_unknown(raw[pos:pos + length], child,

@@ -24,7 +24,7 @@ import zstandard
 
 from cls_shipper.errors import CorruptChunkError
 from cls_shipper.ingest.decode import decompress
-from cls_shipper.ingest.schema import wire_tags
+from cls_shipper.ingest.schema import read_varint, wire_tags
 
 _TAGS = wire_tags()
 GROUP_TAG = _TAGS["LogGroupList.logGroupList"]
@@ -153,17 +153,10 @@ def _varint(source: _Source) -> int | None:
 
 
 def _varint_at(data: memoryview, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while pos < len(data):
-        byte = data[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            break
-    raise CorruptChunkError("a stored LogGroup holds a broken varint")
+    try:
+        return read_varint(data, pos)
+    except ValueError:
+        raise CorruptChunkError("a stored LogGroup holds a broken varint") from None
 
 
 def _encode_varint(value: int) -> bytes:

@@ -96,6 +96,22 @@ def wire_tags() -> dict[str, int]:
             for message, fields in MESSAGES.items() for f in fields}
 
 
+def read_varint(data: bytes | memoryview, pos: int) -> tuple[int, int]:
+    """The protobuf varint at `pos` and the position after it. ValueError if the bytes end
+    inside it or it runs past 64 bits (no valid message holds either)."""
+    value = shift = 0
+    while pos < len(data):
+        byte = data[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            break
+    raise ValueError("a broken varint")
+
+
 def _file(view: View) -> descriptor_pb2.FileDescriptorProto:
     package, file_name, syntax = _PACKAGES[view]
     F = descriptor_pb2.FieldDescriptorProto
