@@ -14,7 +14,8 @@ from typing import Any
 
 from tests.helpers.server import REPO
 
-PACKAGES = ["tencentcloud-cls-sdk-python", "tencentcloud-sdk-python-cls"]
+# tccli is the official command line; the tests drive it with --endpoint against a server.
+PACKAGES = ["tencentcloud-cls-sdk-python", "tencentcloud-sdk-python-cls", "tccli"]
 VENV = Path(os.environ.get("CLS_SHIPPER_SDK_VENV", REPO / ".sdk-venv"))
 
 
