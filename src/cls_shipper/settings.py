@@ -19,12 +19,14 @@ from cls_shipper.errors import SettingsError
 Role = Literal["all", "api", "worker", "scheduler"]
 # The levels both the logging module and uvicorn know.
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LogFormat = Literal["text", "json"]
 ENV_PREFIX = "CLS_SHIPPER_"
 DATABASE_FILE = "cls-shipper.db"
 # `CLS_SHIPPER_*` variables that are not server settings: the settings file itself, the
-# client commands' endpoint, and the test suite's own (they are exported in the shell that
-# runs the tests and the servers it starts).
-OTHER_VARIABLES = frozenset({"config", "endpoint", "sdk_venv", "test_database_url"})
+# client commands' endpoint and TLS files, and the test suite's own (they are exported in
+# the shell that runs the tests and the servers it starts).
+OTHER_VARIABLES = frozenset({"config", "endpoint", "ca_file", "client_cert", "sdk_venv",
+                             "test_database_url"})
 
 
 class Settings(BaseSettings):
@@ -75,6 +77,15 @@ class Settings(BaseSettings):
     retry_backoff_cap_seconds: float = Field(default=300.0, gt=0)
     retry_deadline_seconds: float = Field(default=86_400.0, gt=0)
     log_level: LogLevel = "info"
+    # text for people, json for machines: one object per line (docs/operations.md#logs).
+    log_format: LogFormat = "text"
+    # One line per request (method, route, status, duration, bytes, request id, client).
+    access_log: bool = False
+    # HTTPS: the server's certificate (PEM; it may hold the key too) and its key. With
+    # ssl_ca_certs every client must present a certificate signed by one of those CAs.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_ca_certs: Path | None = None
     # On SIGTERM/SIGINT: how long running tasks (and HTTP requests) get to finish, seconds;
     # past it tasks are handed back to the queue unfinished.
     grace_period: float = Field(default=30.0, ge=0)
@@ -93,7 +104,14 @@ class Settings(BaseSettings):
                              f"least max_upload_bytes ({self.max_upload_bytes})")
         return self
 
-    @field_validator("log_level", mode="before")
+    @model_validator(mode="after")
+    def _tls_needs_a_certificate(self) -> Settings:
+        if self.ssl_certfile is None and (self.ssl_keyfile or self.ssl_ca_certs):
+            raise ValueError("ssl_keyfile and ssl_ca_certs need ssl_certfile (the server's "
+                             "certificate)")
+        return self
+
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_level(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value

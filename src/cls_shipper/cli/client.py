@@ -3,6 +3,8 @@ like the official Python SDK, so what works here works there."""
 
 from __future__ import annotations
 
+import os
+import ssl
 import time
 import tomllib
 from collections.abc import Mapping
@@ -33,13 +35,39 @@ def find_credentials(secret_id: str | None, secret_key: str | None,
                           f"with a credentials.toml ({exc})") from None
 
 
+def tls_context(ca_file: Path | None = None,
+                client_cert: Path | None = None) -> ssl.SSLContext | bool:
+    """How an https endpoint is verified: against `ca_file` when given, else SSL_CERT_FILE
+    (or SSL_CERT_DIR) when set, else the public CAs; `client_cert` (PEM: the certificate
+    and its key) is presented to a server that asks for one. Raises ClientError for a file
+    that cannot be loaded."""
+    if ca_file is None and client_cert is None:
+        return True  # httpx honours SSL_CERT_FILE and SSL_CERT_DIR itself
+    try:
+        if ca_file is not None:
+            context = ssl.create_default_context(cafile=str(ca_file))
+        elif os.environ.get("SSL_CERT_FILE") or os.environ.get("SSL_CERT_DIR"):
+            context = ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE"),
+                                                 capath=os.environ.get("SSL_CERT_DIR"))
+        else:
+            import certifi  # httpx's own default bundle
+
+            context = ssl.create_default_context(cafile=certifi.where())
+        if client_cert is not None:
+            context.load_cert_chain(str(client_cert))
+    except (OSError, ssl.SSLError) as exc:
+        raise ClientError(0, "TLSConfig", f"cannot load {client_cert or ca_file}: "
+                          f"{getattr(exc, 'strerror', None) or exc}") from None
+    return context
+
+
 class ClsClient:
     def __init__(self, endpoint: str, secret_id: str, secret_key: str,
-                 timeout: float = 30.0) -> None:
+                 timeout: float = 30.0, verify: ssl.SSLContext | bool = True) -> None:
         self.endpoint = endpoint.rstrip("/")
         self.host = urlsplit(self.endpoint).netloc
         self.secret_id, self.secret_key = secret_id, secret_key
-        self.http = httpx.Client(base_url=self.endpoint, timeout=timeout)
+        self.http = httpx.Client(base_url=self.endpoint, timeout=timeout, verify=verify)
 
     def request(self, method: str, path: str, params: Mapping[str, str] | None = None,
                 body: bytes | None = None, headers: Mapping[str, str] | None = None
@@ -49,7 +77,14 @@ class ClsClient:
         all_headers["Authorization"] = qsign.sign(self.secret_id, self.secret_key, method, path,
                                                   params, all_headers, int(time.time()) - 60)
         url = path + ("?" + urlencode(params) if params else "")
-        resp = self.http.request(method, url, content=body, headers=all_headers)
+        try:
+            resp = self.http.request(method, url, content=body, headers=all_headers)
+        except httpx.TransportError as exc:
+            # Unreachable, or TLS refused (an unknown CA, a client certificate required):
+            # the reason in one line, never a trace.
+            raise ClientError(0, "ConnectionError",
+                              f"cannot talk to {self.endpoint}: {exc or type(exc).__name__}"
+                              ) from None
         if resp.status_code != 200:
             try:
                 err = resp.json()

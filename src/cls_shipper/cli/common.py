@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cls_shipper.cli.client import ClsClient, find_credentials
+from cls_shipper.cli.client import ClsClient, find_credentials, tls_context
 from cls_shipper.errors import ClientError, SettingsError
 from cls_shipper.settings import DATABASE_FILE, Settings, load_settings
 
@@ -44,6 +44,13 @@ def require_database(settings: Settings) -> None:
 
 Endpoint = Annotated[str, typer.Option(help="The cls-shipper server.",
                                        envvar="CLS_SHIPPER_ENDPOINT")]
+CaFile = Annotated[Path | None, typer.Option(
+    "--ca-file", envvar="CLS_SHIPPER_CA_FILE",
+    help="Trust this CA (PEM) for an https endpoint (default: SSL_CERT_FILE, else the "
+         "public CAs).")]
+ClientCert = Annotated[Path | None, typer.Option(
+    "--client-cert", envvar="CLS_SHIPPER_CLIENT_CERT",
+    help="Client certificate and its key (one PEM file), for a server that requires one.")]
 CredentialsDir = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="CLS_SHIPPER_DATA_DIR",
     help="Where the server's credentials.toml is (when no key is in the environment).")]
@@ -61,8 +68,14 @@ def credentials(data_dir: Path | None) -> tuple[str, str]:
         raise typer.Exit(1) from None
 
 
-def signed_client(endpoint: str, data_dir: Path | None) -> ClsClient:
-    return ClsClient(endpoint, *credentials(data_dir))
+def signed_client(endpoint: str, data_dir: Path | None, ca_file: Path | None = None,
+                  client_cert: Path | None = None) -> ClsClient:
+    try:
+        verify = tls_context(ca_file, client_cert)
+    except ClientError as exc:
+        Console(stderr=True).print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from None
+    return ClsClient(endpoint, *credentials(data_dir), verify=verify)
 
 
 def recent_span(hours: float, limit_hours: float) -> tuple[str, str]:

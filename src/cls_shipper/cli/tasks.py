@@ -8,7 +8,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cls_shipper.cli.common import CredentialsDir, Endpoint, recent_span, signed_client
+from cls_shipper.cli.common import (
+    CaFile,
+    ClientCert,
+    CredentialsDir,
+    Endpoint,
+    recent_span,
+    signed_client,
+)
 from cls_shipper.errors import ClientError
 
 console = Console()
@@ -19,9 +26,11 @@ def tasks(
     hours: Annotated[float, typer.Option(help="How far back (at most 46).")] = 1.0,
     endpoint: Endpoint = "http://127.0.0.1:9400",
     data_dir: CredentialsDir = None,
+    ca_file: CaFile = None,
+    client_cert: ClientCert = None,
 ) -> None:
     """List a shipper's tasks (GET /tasks) with what each shipped (GET /task)."""
-    client = signed_client(endpoint, data_dir)
+    client = signed_client(endpoint, data_dir, ca_file, client_cert)
     start, end = recent_span(hours, 72)  # GET /tasks looks back three days at most
     try:
         listed = client.call("GET", "/tasks", {"shipper_id": shipper_id, "start_time": start,
@@ -47,11 +56,13 @@ def audit(
                                          "(at most 31 days).")] = 24.0,
     endpoint: Endpoint = "http://127.0.0.1:9400",
     data_dir: CredentialsDir = None,
+    ca_file: CaFile = None,
+    client_cert: ClientCert = None,
 ) -> None:
     """Check the ledger against the bucket (GET /audit): every recorded object present with
     its size and MD5, nothing extra under the windows' names, no gaps, nothing unshipped.
     Exits 1 when anything is found."""
-    client = signed_client(endpoint, data_dir)
+    client = signed_client(endpoint, data_dir, ca_file, client_cert)
     start, end = recent_span(hours, 31 * 24)  # an audit covers 31 days at most
     try:
         report = client.call("GET", "/audit", {"shipper_id": shipper_id, "start_time": start,
@@ -80,9 +91,11 @@ def retry(
              "instead of each task's own snapshot.")] = False,
     endpoint: Endpoint = "http://127.0.0.1:9400",
     data_dir: CredentialsDir = None,
+    ca_file: CaFile = None,
+    client_cert: ClientCert = None,
 ) -> None:
     """Retry every failed task of a shipper (PUT /tasks)."""
-    client = signed_client(endpoint, data_dir)
+    client = signed_client(endpoint, data_dir, ca_file, client_cert)
     try:
         result = client.call("PUT", "/tasks", json={"shipper_id": shipper_id,
                                                     "reload_config": reload_config})

@@ -22,6 +22,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from cls_shipper.logformat import configure_logging
 from cls_shipper.settings import Settings
 from cls_shipper.shipping import ledger, scheduler, worker
 from cls_shipper.shipping.nodes import Heartbeat, Leadership, NodeInfo, node_id_of
@@ -77,8 +78,8 @@ def _worker_main(settings_json: str, worker_id: str, parent_pid: int, parent_id:
     more, finish the task in hand within the grace period, else hand it back. A second
     SIGTERM, or a server that is gone (nobody waits for this process), hands it back now."""
     settings = Settings.model_validate_json(settings_json)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format=f"%(asctime)s %(levelname)s {worker_id}: %(message)s")
+    # Same format and fields as the server's lines; `node` is this worker's id.
+    configure_logging(settings, node=worker_id)
     terms: list[float] = []
     signal.signal(signal.SIGTERM, lambda *_: terms.append(time.monotonic()))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
