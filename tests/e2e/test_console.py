@@ -240,7 +240,12 @@ def test_the_console_ships_fails_retries_and_signs_out(
 
     # The audit of the range: the bucket holds what the ledger says.
     page.get_by_role("link", name="Audit this range").click()
-    assert page.locator("#audit-summary").inner_text().startswith("✓ Clean")
+    # The newest window of a live range may still be in progress ("unfinished"); nothing
+    # shipped may be missing, differ, be extra or leave a gap.
+    summary = page.locator("#audit-summary").inner_text()
+    assert ", 5 records," in summary, summary
+    kinds = page.locator("#audit-findings tbody tr td:first-child").all_inner_texts()
+    assert set(kinds) <= {"unfinished"}, kinds
     snap(page, shots, "audit")
 
     # The overview shows both shippers with their state.

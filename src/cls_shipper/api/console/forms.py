@@ -139,6 +139,10 @@ def extract_rule(value: str) -> Any:
         raise invalid(f"extract_rule must be a JSON object: {exc}") from None
 
 
+def extract_rule_text(rule: dict[str, Any]) -> str:
+    return orjson.dumps(rule).decode() if rule else ""
+
+
 def _content(form: Form) -> ContentInfo:
     kind = form.get("content_format", "json")
     if kind == "csv":

@@ -76,8 +76,8 @@ async def sign_in(request: Request) -> Response:
         return csrf_refused()
     secret_id = form.get("secret_id", "").strip()
     try:
-        token, session = await run(sessions.sign_in, context(request), secret_id,
-                                   form.get("secret_key", ""))
+        token, _ = await run(sessions.sign_in, context(request), secret_id,
+                             form.get("secret_key", ""))
     except ServiceError as exc:
         return _sign_in_form(request, secret_id, exc.message, 401)
     response = _redirect(_safe_next(form.get("next", "")))
@@ -196,6 +196,7 @@ def _shipper_values(request: Request, shipper_id: str, query: RangeQuery) -> dic
         except ServiceError as exc:
             audit_error = exc.message
     view = timeline.build(found, query.status, query.from_ms, query.to_ms, query.page)
+    view.details = coverage_service.details(ctx, shipper_id, view.rows)
     topic = topics.get(ctx, found.shipper.config.topic_id)
     return {"shipper": found.shipper, "topic": topic, "view": view, "query": query,
             "strip": timeline.strip(found, report), "report": report,
@@ -394,9 +395,9 @@ async def topic_form(request: Request, session: Session) -> Response:
             found = await run(topics.get, ctx, topic_id)
         except ServiceError as exc:
             return page(request, "error.html", 404, session=session, message=exc.message)
-        values = {**dataclasses.asdict(found), "extract_rule": (
-            forms.orjson.dumps(found.extract_rule).decode() if found.extract_rule else "")}
-    extra = {"topic_id": topic_id, "log_types": topics.LOG_TYPES,
+        values = {**dataclasses.asdict(found),
+                  "extract_rule": forms.extract_rule_text(found.extract_rule)}
+    extra: dict[str, Any] = {"topic_id": topic_id, "log_types": topics.LOG_TYPES,
              "logset_options": [(item.logset_id, item.logset_name)
                                 for item in await run(logsets.list_all, ctx)]}
     if request.method == "GET":

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from cls_shipper.model.task import TaskDetail, TaskStatus
+from cls_shipper.model.task import Task, TaskDetail, TaskStatus
 from cls_shipper.service.audit import AuditReport
 from cls_shipper.service.coverage import Coverage, first_window_ms
 from cls_shipper.timefmt import now_ms
@@ -26,7 +26,9 @@ class View:
     to_ms: int
     page: int
     counts: dict[str, int] = field(default_factory=dict)
-    rows: list[TaskDetail] = field(default_factory=list)
+    rows: list[Task] = field(default_factory=list)
+    # The page's rows with their counters, objects and attempts (looked up per row).
+    details: list[TaskDetail] = field(default_factory=list)
     matching: int = 0
 
     @property
