@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     quota_logsets: int = Field(default=20, ge=1)
     quota_topics: int = Field(default=10, ge=1)
     quota_shippers: int = Field(default=10, ge=1)
+    # How long a console sign-in lasts, seconds; then the browser is sent back to sign in.
+    console_session_seconds: int = Field(default=8 * 3600, ge=1)
 
     @model_validator(mode="after")
     def _buffer_holds_an_upload(self) -> Settings:

@@ -210,3 +210,17 @@ nodes = Table(
     Column("current_task_id", String(64), nullable=True),
     Index("ix_nodes_last_seen", "last_seen_ms"),
 )
+
+# Console sign-ins (service/sessions.py): the SHA-256 of the cookie's token, never the token,
+# and the CSRF token every state-changing console request must carry.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("secret_id", String(64), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Index("ix_console_sessions_expires", "expires_ms"),
+    Index("ix_console_sessions_key", "secret_id"),
+)
