@@ -141,11 +141,12 @@ class Notifier:
         if dropped:
             self.counters.dropped += dropped
             log.error("notifications: %d undelivered event(s) dropped, the oldest, to keep "
-                      "the outbox at notify_max_pending=%d (%d dropped since start); the "
-                      "receiver at %s has not taken events for long: check it is up and "
-                      "answers 2xx", dropped, self.settings.notify_max_pending,
-                      self.counters.dropped, _where(self.url))
-        outbox.prune_given_up(self.db, now)
+                      "the outbox at notify_max_pending=%d (%d dropped since start; "
+                      "cls-shipper status counts them); the receiver at %s has not taken "
+                      "events for long: check it is up and answers 2xx", dropped,
+                      self.settings.notify_max_pending, self.counters.dropped,
+                      _where(self.url))
+        outbox.prune_lost(self.db, now)
         if self.settings.notify_lag_seconds > 0:
             self.evaluate_lag(now)
 
@@ -204,9 +205,9 @@ class Notifier:
             log.error("notification %s (%s of shipper %s) given up after %d attempt(s) over "
                       "%.0fs: %s. The receiver at %s never took it: check it is up, "
                       "reachable from this node and answers 2xx; the event stays in the "
-                      "notifications table (state given_up) for 7 days (%d given up since "
-                      "start)", event.event_id, event.event_type,
-                      event.body.get("shipper_id"), attempt,
+                      "notifications table (state given_up) for 7 days, counted by "
+                      "cls-shipper status (%d given up since start)", event.event_id,
+                      event.event_type, event.body.get("shipper_id"), attempt,
                       (now - event.created_ms) / 1000, error, _where(self.url),
                       self.counters.given_up)
             return False

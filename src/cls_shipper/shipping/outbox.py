@@ -12,6 +12,7 @@ it), `type`, `time`, the shipper, what happened and `action`: what the operator 
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,9 +33,13 @@ LAG_RECOVERED = "shipper.lag_recovered"
 EVENT_TYPES = (TASK_FAILED, TASK_RECOVERED, SHIPPER_BLOCKED, SHIPPER_UNBLOCKED, LAG_EXCEEDED,
                LAG_RECOVERED)
 
+_SEQUENCE = itertools.count()
 PENDING = "pending"
-GIVEN_UP = "given_up"
-# Given-up events are kept this long (and at most this many) for an operator to look at.
+GIVEN_UP = "given_up"  # past the delivery deadline
+DROPPED = "dropped"  # beyond NOTIFY_MAX_PENDING, the oldest first
+LOST = (GIVEN_UP, DROPPED)
+# Events never delivered are kept this long (and at most this many) for an operator to see
+# (`cls-shipper status` counts them; the rows say which and why).
 GIVEN_UP_KEEP_MS = 7 * 86_400_000
 GIVEN_UP_KEEP_ROWS = 1_000
 
@@ -53,7 +58,9 @@ def window(start_ms: int, end_ms: int) -> dict[str, Any]:
 def record(conn: Connection, event_type: str, shipper_id: str, now: int,
            **fields: Any) -> str:
     """Add one event to the outbox in the caller's transaction; returns its id."""
-    event_id = f"evt_{uuid.uuid4().hex}"
+    # Sorted like the events of one transaction were recorded (time, then this process's
+    # sequence), unique across processes and nodes by the random part.
+    event_id = f"evt_{now:012x}{next(_SEQUENCE) % 0x1000000:06x}{uuid.uuid4().hex[:14]}"
     shipper = conn.execute(select(shippers.c.shipper_name, shippers.c.topic_id).where(
         shippers.c.shipper_id == shipper_id)).first()
     body = {"event_id": event_id, "type": event_type, "time": iso(now), "time_ms": now,
@@ -189,7 +196,8 @@ def given_up(db: Database, event_id: str, error: str) -> None:
 
 
 def drop_over_cap(db: Database, max_pending: int) -> int:
-    """Keep at most `max_pending` pending events: the oldest beyond go. Returns how many."""
+    """Keep at most `max_pending` pending events: the oldest beyond are dropped (kept as
+    `dropped`, like given-up ones, for the record). Returns how many."""
     with db.begin() as conn:
         cutoff = conn.execute(select(notifications.c.created_ms, notifications.c.event_id)
                               .where(notifications.c.state == PENDING)
@@ -202,20 +210,23 @@ def drop_over_cap(db: Database, max_pending: int) -> int:
                      (notifications.c.created_ms < cutoff.created_ms)
                      | and_(notifications.c.created_ms == cutoff.created_ms,
                             notifications.c.event_id <= cutoff.event_id))
-        return int(conn.execute(delete(notifications).where(older)).rowcount or 0)
+        return int(conn.execute(update(notifications).where(older).values(
+            state=DROPPED, last_error=f"dropped: more than {max_pending} events were waiting")
+        ).rowcount or 0)
 
 
-def prune_given_up(db: Database, now: int) -> None:
-    """Given-up events are kept GIVEN_UP_KEEP_MS, and at most GIVEN_UP_KEEP_ROWS."""
+def prune_lost(db: Database, now: int) -> None:
+    """Given-up and dropped events are kept GIVEN_UP_KEEP_MS, and at most
+    GIVEN_UP_KEEP_ROWS."""
+    lost = notifications.c.state.in_(LOST)
     with db.begin() as conn:
-        conn.execute(delete(notifications).where(notifications.c.state == GIVEN_UP,
-                                                 notifications.c.created_ms
-                                                 < now - GIVEN_UP_KEEP_MS))
-        cutoff = conn.execute(select(notifications.c.created_ms).where(
-            notifications.c.state == GIVEN_UP).order_by(notifications.c.created_ms.desc())
-            .offset(GIVEN_UP_KEEP_ROWS).limit(1)).scalar()
+        conn.execute(delete(notifications).where(
+            lost, notifications.c.created_ms < now - GIVEN_UP_KEEP_MS))
+        cutoff = conn.execute(select(notifications.c.created_ms).where(lost)
+                              .order_by(notifications.c.created_ms.desc())
+                              .offset(GIVEN_UP_KEEP_ROWS).limit(1)).scalar()
         if cutoff is not None:
-            conn.execute(delete(notifications).where(notifications.c.state == GIVEN_UP,
+            conn.execute(delete(notifications).where(lost,
                                                      notifications.c.created_ms <= cutoff))
 
 
@@ -230,9 +241,9 @@ def discard_all(db: Database) -> int:
         return int(conn.execute(delete(notifications)).rowcount or 0)
 
 
-def counts(db: Database) -> dict[str, int]:
-    """Events in the outbox by state."""
-    with db.read() as conn:
-        found: dict[str, int] = dict(conn.execute(select(notifications.c.state, func.count())
-                                  .group_by(notifications.c.state)).tuples().all())
-    return {PENDING: int(found.get(PENDING, 0)), GIVEN_UP: int(found.get(GIVEN_UP, 0))}
+def counts(conn: Connection) -> dict[str, int]:
+    """Events in the outbox by state: waiting for delivery, and never delivered (given up,
+    dropped) in the last GIVEN_UP_KEEP_MS."""
+    found = {str(state): int(count) for state, count in conn.execute(
+        select(notifications.c.state, func.count()).group_by(notifications.c.state))}
+    return {state: int(found.get(state, 0)) for state in (PENDING, *LOST)}
