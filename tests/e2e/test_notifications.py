@@ -6,6 +6,9 @@ none lost and none twice."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -109,6 +112,10 @@ def test_failed_blocked_recovered_and_lag_events_arrive_signed_once(
         while pending_events(server) and time.monotonic() < deadline:
             time.sleep(0.2)
         assert pending_events(server) == 0
+        status = subprocess.run([sys.executable, "-m", "cls_shipper", "status", "--json",
+                                 "--data-dir", str(tmp_path)], capture_output=True, check=True)
+        assert json.loads(status.stdout)["notifications"] == {"pending": 0, "given_up": 0,
+                                                              "dropped": 0}
         deliveries = list(receiver.deliveries)
         ids = [d.event["event_id"] for d in deliveries]
         assert len(ids) == len(set(ids)), ids
