@@ -98,6 +98,22 @@ class Settings(BaseSettings):
     quota_shippers: int = Field(default=10, ge=1)
     # How long a console sign-in lasts, seconds; then the browser is sent back to sign in.
     console_session_seconds: int = Field(default=8 * 3600, ge=1)
+    # Notifications (docs/operations.md#notifications): a webhook receiving a JSON event when
+    # a window fails or recovers, a shipper is blocked or unblocked, or its lag passes
+    # `notify_lag_seconds` (0: no lag events). Unset: no events are kept. Read by the node
+    # leading the scheduler, which delivers them.
+    notify_url: str | None = None
+    # The HMAC-SHA256 key of the signature header; unset, deliveries are unsigned.
+    notify_secret: str | None = Field(default=None, repr=False)
+    notify_lag_seconds: float = Field(default=3600.0, ge=0)
+    # A delivery is retried with capped exponential backoff and full jitter until this long
+    # after the event, then given up (logged, counted).
+    notify_deadline_seconds: float = Field(default=86_400.0, gt=0)
+    notify_backoff_cap_seconds: float = Field(default=300.0, gt=0)
+    # One delivery's time limit (connect, send, the receiver's answer).
+    notify_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Events waiting for delivery, at most; beyond it the oldest are dropped (logged, counted).
+    notify_max_pending: int = Field(default=10_000, ge=1)
 
     @model_validator(mode="after")
     def _buffer_holds_an_upload(self) -> Settings:
@@ -112,6 +128,15 @@ class Settings(BaseSettings):
             raise ValueError("ssl_keyfile and ssl_ca_certs need ssl_certfile (the server's "
                              "certificate)")
         return self
+
+    @field_validator("notify_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # an empty value (`notify_url = ""`) switches notifications off
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod

@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
 from cls_shipper.model.task import TaskStatus
-from cls_shipper.shipping import ledger
+from cls_shipper.shipping import ledger, outbox
 from cls_shipper.shipping.nodes import LEADER_APPLICATION_PREFIX, STALE_MS
 from cls_shipper.store import open_database
 from cls_shipper.store.database import LOCK_NAMESPACE, SCHEDULER_LOCK, PoolSize
@@ -53,6 +53,8 @@ class Status:
     queue: dict[str, int]  # every task status
     due: int
     oldest_waiting_ms: int | None
+    # The notification outbox: pending, and given up or dropped in the last 7 days.
+    notifications: dict[str, int]
 
 
 def read_status(conn: Connection, now: int, postgres: bool) -> Status:
@@ -83,7 +85,7 @@ def read_status(conn: Connection, now: int, postgres: bool) -> Status:
     queue = ledger.queue_summary(conn, now)
     return Status(now, found, leader, lock_holder, ledger.running_tasks(conn, now),
                   {status.value: count for status, count in queue.counts.items()}, queue.due,
-                  queue.oldest_waiting_ms)
+                  queue.oldest_waiting_ms, outbox.counts(conn))
 
 
 def _when(ms: int | None) -> str:
@@ -123,6 +125,12 @@ def _print(status: Status) -> None:
                   f"{queue[TaskStatus.RUNNING]} running, {queue[TaskStatus.FAILED]} failed, "
                   f"{queue[TaskStatus.SUCCESS]} done; oldest waiting window: "
                   f"{_when(status.oldest_waiting_ms)}")
+    events = status.notifications
+    lost = events[outbox.GIVEN_UP] + events[outbox.DROPPED]
+    console.print(f"Notifications: {events[outbox.PENDING]} waiting for delivery; "
+                  + (f"[red]{events[outbox.GIVEN_UP]} given up, {events[outbox.DROPPED]} "
+                     "dropped in the last 7 days[/red] (see the server's log)" if lost
+                     else "none lost in the last 7 days"))
 
 
 def status(

@@ -147,6 +147,9 @@ tasks = Table(
     # The SinkError kind that failed it, when the destination refused it: the tasks a
     # shipper queues again when it is unblocked. None otherwise.
     Column("failure_kind", String(16), nullable=True),
+    # When the window last ended `failed` (kept through retries): its success is then a
+    # recovery, which is notified. None if it never failed.
+    Column("failed_ms", BigInteger, nullable=True),
     Column("lease_owner", String(128), nullable=True),
     Column("lease_expires_ms", BigInteger, nullable=True),
     Column("last_error", Text, nullable=False, default=""),
@@ -223,4 +226,33 @@ console_sessions = Table(
     Column("expires_ms", BigInteger, nullable=False),
     Index("ix_console_sessions_expires", "expires_ms"),
     Index("ix_console_sessions_key", "secret_id"),
+)
+
+# The notification outbox: one row per event, inserted in the transaction of the transition
+# it reports (so an event is never lost nor invented), delivered by the notifier of the node
+# leading the scheduler, deleted once delivered. `state`: pending | given_up. Bounded by the
+# notifier (NOTIFY_MAX_PENDING pending rows; given-up rows are kept for a while).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("event_type", String(32), nullable=False),
+    Column("shipper_id", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("state", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=False, default=""),
+    Index("ix_notifications_due", "state", "next_attempt_ms"),
+    Index("ix_notifications_created", "created_ms"),
+)
+
+# Shippers whose lag is over NOTIFY_LAG_SECONDS now (a lag event was recorded): the
+# notifier's memory across restarts and leader changes, so each crossing is one event.
+lag_alerts = Table(
+    "lag_alerts",
+    metadata,
+    Column("shipper_id", String(64), primary_key=True),
+    Column("since_ms", BigInteger, nullable=False),
 )

@@ -1,7 +1,7 @@
 """Console sessions.
 
-Revision ID: 0010
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 
 The console signs a person in with an access key and keeps a server-side session, so the
 SecretKey never reaches the browser and a session works on every API node and across
@@ -12,8 +12,8 @@ away. `expires_ms` is indexed because expired sessions are pruned by it.
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
