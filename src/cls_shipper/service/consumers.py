@@ -500,3 +500,8 @@ def _lag(conn: Connection, topic_id: str, partition_id: int,
         - func.greatest(log_chunks.c.first_offset, start)), 0)).where(*ahead)).scalar_one()
     oldest = conn.execute(select(func.min(log_chunks.c.ingest_ms)).where(*ahead)).scalar()
     return int(lag), None if oldest is None else int(oldest)
+
+
+def group_states_for(ctx: Context) -> list[GroupState]:
+    with ctx.db.read() as conn:
+        return group_states(conn, now_ms())
