@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -239,5 +240,16 @@ def test_consumer_workers_share_partitions_and_take_over_a_killed_one(
                   for rid in ids} - below
     assert taken_over and taken_over <= after_kill
     assert not after_kill & below
-    status = _groups(server)[0]
-    assert [c[0] for c in status.consumers if c[2]] == ["consumer-b"]
+    # `cls-shipper status` shows the group: B alone alive, holding every partition, lag 0
+    # once B has committed what it processed.
+    _wait_for(lambda: all(s.lag == 0 for s in _groups(server)[0].partitions),
+              "B commits what it processed")
+    done = subprocess.run([sys.executable, "-m", "cls_shipper", "status", "--json",
+                           "--database-url", server.db_url],
+                          capture_output=True, text=True, timeout=60, check=True)
+    (shown,) = [g for g in json.loads(done.stdout)["consumer_groups"] if g["group"] == group]
+    assert [c[0] for c in shown["consumers"] if c[2]] == ["consumer-b"]
+    assert [(p["partition_id"], p["owner"], p["lag"]) for p in shown["partitions"]] == [
+        (pid, "consumer-b", 0) for pid in range(1, PARTITIONS + 2)]
+    assert all(p["committed_offset"] > committed[p["partition_id"]]
+               for p in shown["partitions"])
