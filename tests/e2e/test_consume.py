@@ -149,8 +149,10 @@ def workers(tmp_path: Path) -> Iterator[Callable[[dict[str, Any]], subprocess.Po
     started: list[subprocess.Popen[bytes]] = []
 
     def start(args: dict[str, Any]) -> subprocess.Popen[bytes]:
-        proc = subprocess.Popen([str(sdk_python()), "-c", _WORKER, json.dumps(args)],
-                                stdout=subprocess.DEVNULL, stderr=open(args["out"] + ".err", "wb"))
+        # The worker's own log, to read when a test fails.
+        with open(args["out"] + ".err", "wb") as err:
+            proc = subprocess.Popen([str(sdk_python()), "-c", _WORKER, json.dumps(args)],
+                                    stdout=subprocess.DEVNULL, stderr=err)
         started.append(proc)
         return proc
 
