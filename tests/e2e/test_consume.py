@@ -255,3 +255,57 @@ def test_consumer_workers_share_partitions_and_take_over_a_killed_one(
         (pid, "consumer-b", 0) for pid in range(1, PARTITIONS + 2)]
     assert all(p["committed_offset"] > committed[p["partition_id"]]
                for p in shown["partitions"])
+
+
+_GROUP_CALLS = """
+import os
+os.environ["YUNAPI_ENDPOINT"] = ARGS["endpoint"]
+from tencentcloud.log.logclient import YunApiLogClient
+from tencentcloud.log.logexception import LogException
+api = YunApiLogClient(ARGS["secret_id"], ARGS["secret_key"])
+ls, topic = ARGS["logset"], ARGS["topic"]
+out = {}
+def attempt(name, call):
+    try:
+        call()
+        out[name] = None
+    except LogException as e:
+        out[name] = [e.get_error_code(), e.get_error_message()]
+attempt("create", lambda: api.create_consumer_group(ls, "g", 20, [topic]))
+attempt("again", lambda: api.create_consumer_group(ls, "g", 20, [topic]))
+attempt("update", lambda: api.update_consumer_group(ls, "g", [topic], 30))
+out["list"] = [[g.get_consumer_group_name(), g.get_timeout(), g.get_topics()]
+               for g in api.list_consumer_group(ls, [topic]).get_consumer_groups()]
+out["beat"] = api.heart_beat(ls, "g", "c1", []).get_partitions()
+attempt("commit", lambda: api.update_offsets(ls, "g", "c1", [
+    {"TopicID": topic, "PartitionOffsets": [{"PartitionId": 2, "Offset": 1}]}]))
+out["offsets"] = api.get_offsets(ls, "g", topic, -1, "end").get_consumer_group_offsets()
+attempt("unknown group", lambda: api.heart_beat(ls, "nope", "c1", []))
+attempt("unknown group offsets", lambda: api.get_offsets(ls, "nope", topic, 1, "end"))
+attempt("too many topics", lambda: api.create_consumer_group(ls, "h", 20, [topic] * 5000))
+attempt("offset past the end", lambda: api.update_offsets(ls, "g", "c1", [
+    {"TopicID": topic, "PartitionOffsets": [{"PartitionId": 1, "Offset": 10**15}]}]))
+attempt("delete", lambda: api.delete_consumer_group(ls, "g"))
+attempt("deleted", lambda: api.get_offsets(ls, "g", topic, 1, "end"))
+print(json.dumps(out))
+"""
+
+
+def test_consumer_group_calls_of_the_sdk(server: ServerProcess, client: LegacyClient) -> None:
+    logset, topic = _new_topic(client, 2)
+    _upload(server, client, topic, [["a"], ["b"], ["c"]])
+    out = run_sdk_script(_GROUP_CALLS, _sdk_args(server, client, logset=logset, topic=topic))
+    assert out["create"] is None and out["update"] is None
+    assert out["again"][0] == "ResourceInUse.ConsumerGroup"
+    assert "consumer group already exists" in out["again"][1]
+    assert out["list"] == [["g", 30, [topic]]]
+    assert out["beat"] == [{"TopicID": topic, "Partitions": [1, 2]}]
+    assert out["commit"] is None
+    assert out["offsets"] == {topic: [{"PartitionId": 1, "Offset": 3},
+                                      {"PartitionId": 2, "Offset": 1}]}
+    assert out["unknown group"][0] == "ResourceNotFound.ConsumerGroupNotExist"
+    assert out["unknown group offsets"][0] == "ResourceNotFound.ConsumerGroupNotExist"
+    assert out["too many topics"][0] == "InvalidParameter"
+    assert out["offset past the end"][0] == "InvalidParameterValue"
+    assert out["delete"] is None
+    assert out["deleted"][0] == "ResourceNotFound.ConsumerGroupNotExist"
