@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     # Write and delete a probe object when a shipper is created or its destination changed;
     # off for creating shippers offline, before their buckets exist.
     check_destination: bool = True
+    # Days past a topic's retention that records a consumer group has not committed are
+    # kept for it (0: consumer groups never hold records past retention). The bound keeps a
+    # group nobody reads any more from filling the disk; the scheduler logs what it removes
+    # uncommitted, and `cls-shipper status` shows each group's lag.
+    consumer_hold_days: float = Field(default=7.0, ge=0, le=3650)
     # Quotas (spec §2.4 defaults): logsets in all, topics per logset, shippers per topic.
     quota_logsets: int = Field(default=20, ge=1)
     quota_topics: int = Field(default=10, ge=1)

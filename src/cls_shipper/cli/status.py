@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
 from cls_shipper.model.task import TaskStatus
+from cls_shipper.service.consumers import GroupState, group_states
 from cls_shipper.shipping import ledger, outbox
 from cls_shipper.shipping.nodes import LEADER_APPLICATION_PREFIX, STALE_MS
 from cls_shipper.store import open_database
@@ -55,6 +56,8 @@ class Status:
     oldest_waiting_ms: int | None
     # The notification outbox: pending, and given up or dropped in the last 7 days.
     notifications: dict[str, int]
+    # Consumer groups: consumers, partitions, committed offsets and lag.
+    consumer_groups: list[GroupState]
 
 
 def read_status(conn: Connection, now: int, postgres: bool) -> Status:
@@ -85,7 +88,7 @@ def read_status(conn: Connection, now: int, postgres: bool) -> Status:
     queue = ledger.queue_summary(conn, now)
     return Status(now, found, leader, lock_holder, ledger.running_tasks(conn, now),
                   {status.value: count for status, count in queue.counts.items()}, queue.due,
-                  queue.oldest_waiting_ms, outbox.counts(conn))
+                  queue.oldest_waiting_ms, outbox.counts(conn), group_states(conn, now))
 
 
 def _when(ms: int | None) -> str:
@@ -131,6 +134,31 @@ def _print(status: Status) -> None:
                   + (f"[red]{events[outbox.GIVEN_UP]} given up, {events[outbox.DROPPED]} "
                      "dropped in the last 7 days[/red] (see the server's log)" if lost
                      else "none lost in the last 7 days"))
+    if status.consumer_groups:
+        _print_groups(status)
+
+
+def _print_groups(status: Status) -> None:
+    now = status.now_ms
+    table = Table("group", "consumers", "topic", "partition", "owner", "committed", "lag",
+                  "oldest unprocessed", title="Consumer groups")
+    for group in status.consumer_groups:
+        alive = [name for name, _, live in group.consumers if live]
+        gone = len(group.consumers) - len(alive)
+        who = ", ".join(alive) or "[red]none alive[/red]"
+        if gone:
+            who += f" ({gone} silent)"
+        for i, part in enumerate(group.partitions or []):
+            table.add_row(
+                f"{group.group} (timeout {group.timeout}s)" if i == 0 else "",
+                who if i == 0 else "", part.topic_id, str(part.partition_id),
+                part.owner or "-", "-" if part.committed_offset is None
+                else str(part.committed_offset), str(part.lag),
+                "-" if part.oldest_unprocessed_ms is None
+                else _ago(now, part.oldest_unprocessed_ms))
+        if not group.partitions:
+            table.add_row(group.group, who, "-", "-", "-", "-", "0", "-")
+    console.print(table)
 
 
 def status(

@@ -165,7 +165,7 @@ class Engine:
             thread = threading.Thread(
                 target=scheduler.run_loop, name="scheduler", daemon=True,
                 args=(self.db, self.settings.timezone, self.settings.scheduler_tick,
-                      self.stop_event, self.leadership))
+                      self.stop_event, self.leadership, self.settings.consumer_hold_days))
             thread.start()
             self.threads.append(thread)
             # Next to the scheduler, delivering only while it leads: one node delivers.

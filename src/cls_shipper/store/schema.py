@@ -81,10 +81,15 @@ log_chunks = Table(
     Column("raw_size", Integer, nullable=False),
     Column("client_ip", String(64), nullable=False, default=""),
     Column("payload", LargeBinary, nullable=False),
+    # The partition the upload went to (model/partitions.py); offsets stay one sequence per
+    # topic, so a partition's records are its chunks in offset order.
+    Column("partition_id", Integer, nullable=False, default=1, server_default="1"),
     # Window reads find their first chunk here and then walk the primary key in offset order.
     # (Measured on 3M chunks, bench/chunk_plans.py: adding first_offset to this index makes
     # the planner read whole windows through it for every batch of a window read.)
     Index("ix_log_chunks_topic_ingest", "topic_id", "ingest_ms"),
+    # Pulls walk one partition in offset order.
+    Index("ix_log_chunks_partition", "topic_id", "partition_id", "first_offset"),
 )
 
 shippers = Table(
@@ -255,4 +260,52 @@ lag_alerts = Table(
     metadata,
     Column("shipper_id", String(64), primary_key=True),
     Column("since_ms", BigInteger, nullable=False),
+)
+
+
+# Consumer groups (API 3.0 CreateConsumerGroup...; service/consumers.py owns every rule). A
+# group belongs to a logset and reads some of its topics; consumers heartbeat into it and the
+# service assigns them the topics' partitions.
+consumer_groups = Table(
+    "consumer_groups",
+    metadata,
+    Column("logset_id", String(64), primary_key=True),
+    Column("group_name", String(255), primary_key=True),
+    # Seconds without a heartbeat after which a consumer loses its partitions.
+    Column("timeout_s", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+consumer_group_topics = Table(
+    "consumer_group_topics",
+    metadata,
+    Column("logset_id", String(64), primary_key=True),
+    Column("group_name", String(255), primary_key=True),
+    Column("topic_id", String(64), primary_key=True),
+    Index("ix_consumer_group_topics_topic", "topic_id"),
+)
+
+consumer_members = Table(
+    "consumer_members",
+    metadata,
+    Column("logset_id", String(64), primary_key=True),
+    Column("group_name", String(255), primary_key=True),
+    Column("consumer", String(255), primary_key=True),
+    Column("last_seen_ms", BigInteger, nullable=False),
+)
+
+# One row per (group, topic, partition) the group has seen: who holds it, and the offset the
+# group committed (the next record it has not processed; None until the first commit).
+consumer_partitions = Table(
+    "consumer_partitions",
+    metadata,
+    Column("logset_id", String(64), primary_key=True),
+    Column("group_name", String(255), primary_key=True),
+    Column("topic_id", String(64), primary_key=True),
+    Column("partition_id", Integer, primary_key=True),
+    Column("owner", String(255), nullable=True),
+    Column("committed_offset", BigInteger, nullable=True),
+    Column("committed_ms", BigInteger, nullable=True),
+    Index("ix_consumer_partitions_topic", "topic_id"),
 )
