@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ CredentialsDir = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="CLS_SHIPPER_DATA_DIR",
     help="Where the server's credentials.toml is (when no key is in the environment).")]
 LEGACY_TIME = "%Y-%m-%d %H:%M:%S"
+CLOCK_AHEAD_S = 300
 
 
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of a "
@@ -140,10 +142,24 @@ def render(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, Callable
     if as_json:
         print(orjson.dumps(list(rows), option=orjson.OPT_INDENT_2).decode())
         return
-    table = Table(*[name for name, _ in columns], title=title)
-    for row in rows:
-        table.add_row(*["" if (v := get(row)) is None else str(v) for _, get in columns])
-    Console(soft_wrap=True).print(table)
+    table = Table(title=title)
+    cells = [["" if (v := get(row)) is None else str(v) for _, get in columns] for row in rows]
+    for i, (name, _) in enumerate(columns):
+        if name.lower().endswith("id"):
+            # Ids are whole on every line, however narrow the terminal: they get pasted into
+            # other commands (the other columns wrap instead).
+            widest = max([len(name)] + [len(r[i]) for r in cells])
+            table.add_column(name, no_wrap=True, min_width=widest)
+        else:
+            table.add_column(name)
+    for line in cells:
+        table.add_row(*line)
+    _console().print(table)
+
+
+def _console() -> Console:
+    # Piped output is not cut to 80 columns: a table row stays one line for grep and awk.
+    return Console(soft_wrap=True, width=None if sys.stdout.isatty() else 400)
 
 
 def render_one(row: dict[str, Any], as_json: bool) -> None:
@@ -154,7 +170,7 @@ def render_one(row: dict[str, Any], as_json: bool) -> None:
     table = Table("field", "value", show_header=False)
     for key, value in row.items():
         table.add_row(key, value if isinstance(value, str) else orjson.dumps(value).decode())
-    Console(soft_wrap=True).print(table)
+    _console().print(table)
 
 
 def parse_tags(tags: list[str] | None) -> list[dict[str, str]] | None:
@@ -203,6 +219,7 @@ def recent_span(hours: float, limit_hours: float, zone: ZoneInfo) -> tuple[str, 
     clamped = hours > limit_hours
     back = min(hours * 3600, limit_hours * 3600 - 60)
     start = datetime.fromtimestamp(now - back, tz=zone).strftime(LEGACY_TIME)
-    # The end is a second ahead: the strings have whole seconds.
-    end = datetime.fromtimestamp(now + 1, tz=zone).strftime(LEGACY_TIME)
+    # The end is ahead of now: the strings have whole seconds, and a task started by a node
+    # whose clock is a little ahead must not be missed.
+    end = datetime.fromtimestamp(now + CLOCK_AHEAD_S, tz=zone).strftime(LEGACY_TIME)
     return start, end, clamped

@@ -13,6 +13,7 @@ from cls_shipper.cli.common import (
     CredentialsDir,
     Endpoint,
     Tz,
+    fail,
     recent_span,
     render,
     server_zone,
@@ -42,8 +43,7 @@ def tasks(
     """List a shipper's tasks with their full ids (GET /tasks, one request)."""
     for wanted in status or []:
         if wanted not in STATUSES:
-            raise typer.BadParameter(f"{wanted!r} is not one of {', '.join(STATUSES)}",
-                                     param_hint="--status")
+            raise fail(f"--status {wanted!r} is not one of {', '.join(STATUSES)}")
     zone = zone_named(tz)
     start, end, clamped = recent_span(hours, TASKS_HOURS, server_zone())
     if clamped:
