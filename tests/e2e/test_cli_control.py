@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
-from click.testing import Result
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from cls_shipper.cli import app
 from tests.helpers.ledger_tasks import cut_and_fail_one
@@ -98,7 +97,8 @@ def test_logsets_topics_and_shippers_round_trip(server: ServerProcess) -> None:
     assert (shown["Status"], shown["Interval"]) == (False, 120)
     assert "off" in ok(server, "shippers", "list", "--topic-id", topic)
 
-    one_line_error(cli(server, "topics", "delete", topic), "OperationDenied", "shippers")  # it has a shipper
+    # The topic still has a shipper.
+    one_line_error(cli(server, "topics", "delete", topic), "OperationDenied", "shippers")
     ok(server, "shippers", "delete", shipper)
     ok(server, "topics", "delete", topic)
     ok(server, "logsets", "delete", logset)

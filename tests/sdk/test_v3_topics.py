@@ -53,7 +53,8 @@ for action, params in ARGS["calls"]:
             typed = json.loads(getattr(client, action)(req).to_json_string())
             raw = client.call_json(action, params)["Response"] if action.startswith("Describe") \
                 else {}
-            out.append({"ok": typed, "unknown": unknown(raw, getattr(models, action + "Response"), ""),
+            response = getattr(models, action + "Response")
+            out.append({"ok": typed, "unknown": unknown(raw, response, ""),
                         "warnings": [str(w.message) for w in caught]})
         except TencentCloudSDKException as e:
             out.append({"code": e.get_code(), "message": e.get_message()})
