@@ -58,6 +58,10 @@ topics = Table(
     # Retention in days; None follows the logset's period.
     Column("period", Integer, nullable=True),
     Column("tags", JSON, nullable=False, default=list),
+    # The API 3.0 topic options beyond the columns above (auto_split, max_split_partitions,
+    # storage_type, describes, hot_period, ...): service/topic_options.py owns their names,
+    # defaults and rules; a topic created before they existed has {} and reads the defaults.
+    Column("options", JSON, nullable=False, default=dict),
     Column("created_ms", BigInteger, nullable=False),
     # The append-only log's head: the next offset, the newest ingest time, and the seal:
     # no record committed from now on may get an ingest time below `sealed_ms` (the scheduler
