@@ -117,3 +117,35 @@ def test_split_and_merge_answer_unsupported_operation(server: ServerProcess) -> 
     listed = sdk.call("DescribePartitions", {"TopicId": topic})["Partitions"]
     assert [(p["PartitionId"], p["Status"]) for p in listed] == [(1, "readwrite"),
                                                                  (2, "readwrite")]
+
+
+def test_deleting_a_topic_or_logset_leaves_no_consumer_group_behind(
+        server: ServerProcess) -> None:
+    sdk = Sdk(server)
+    logset = sdk.call("CreateLogset", {"LogsetName": f"p-{uuid.uuid4().hex[:8]}"})["LogsetId"]
+    topic, other = (sdk.call("CreateTopic", {"LogsetId": logset, "TopicName": name})["TopicId"]
+                    for name in ("a", "b"))
+    sdk.call("CreateConsumerGroup", {"LogsetId": logset, "ConsumerGroup": "g", "Timeout": 10,
+                                     "Topics": [topic, other]})
+    sdk.call("SendConsumerHeartbeat", {"LogsetId": logset, "ConsumerGroup": "g",
+                                       "Consumer": "c"})
+    sdk.call("CommitConsumerOffsets", {
+        "LogsetId": logset, "ConsumerGroup": "g", "Consumer": "c",
+        "TopicPartitionOffsetsInfo": [{"TopicID": topic, "PartitionOffsets": [
+            {"PartitionId": 1, "Offset": 0}]}]})
+    sdk.call("DeleteTopic", {"TopicId": topic})
+    groups = sdk.call("DescribeConsumerGroups", {"LogsetId": logset})["ConsumerGroupsInfo"]
+    assert [(g["ConsumerGroup"], g["Topics"]) for g in groups] == [("g", [other])]
+    gone = sdk.error("DescribeConsumerOffsets", {"LogsetId": logset, "ConsumerGroup": "g",
+                                                 "TopicId": topic})
+    assert gone.code == "ResourceNotFound.TopicNotExist"
+    held = sdk.call("SendConsumerHeartbeat", {"LogsetId": logset, "ConsumerGroup": "g",
+                                              "Consumer": "c"})["TopicPartitionsInfo"]
+    assert held == [{"TopicID": other, "Partitions": [1]}]
+    # The logset must be empty of topics; then its groups go with it.
+    assert sdk.error("DeleteLogset", {"LogsetId": logset}).code == "FailedOperation.LogsetNotEmpty"
+    sdk.call("DeleteTopic", {"TopicId": other})
+    sdk.call("DeleteLogset", {"LogsetId": logset})
+    again = sdk.call("CreateLogset", {"LogsetName": "again", "LogsetId": logset})["LogsetId"]
+    assert again == logset
+    assert sdk.call("DescribeConsumerGroups", {"LogsetId": logset})["ConsumerGroupsInfo"] == []
