@@ -16,6 +16,7 @@ from cls_shipper.service.matching import TagFilter, id_matches, text_matches
 from cls_shipper.service.topic_options import TopicOptions
 from cls_shipper.store.schema import (
     consumer_group_topics,
+    consumer_groups,
     consumer_partitions,
     log_chunks,
     logsets,
@@ -258,16 +259,27 @@ def delete_topic(ctx: Context, topic_id: str) -> None:
     left pointing at a log that is gone. Consumer groups stop reading it: the topic leaves
     their topic lists and their offsets in it go (a group may be left reading no topic)."""
     with ctx.db.begin() as conn:
-        if conn.execute(select(topics.c.topic_id)
-                        .where(topics.c.topic_id == topic_id)).first() is None:
+        row = conn.execute(select(topics.c.logset_id)
+                           .where(topics.c.topic_id == topic_id)).first()
+        if row is None:
             raise ServiceError(Kinds.TOPIC_NOT_EXIST, f"topic {topic_id!r} does not exist")
         if conn.execute(select(shippers.c.shipper_id)
                         .where(shippers.c.topic_id == topic_id).limit(1)).first() is not None:
             raise ServiceError(Kinds.NOT_ALLOWED,
                                "the topic still has shippers; delete them first")
+        conn.execute(delete(topics).where(topics.c.topic_id == topic_id))
+        if ctx.db.is_postgresql:
+            # A heartbeat assigns under its group's row lock (service/consumers.py): holding
+            # the rows of the groups reading this topic, in one order, means no heartbeat
+            # inserts a row for it after the deletes below. (SQLite's write lock is held.)
+            conn.execute(select(consumer_groups.c.group_name).where(
+                consumer_groups.c.logset_id == row.logset_id,
+                consumer_groups.c.group_name.in_(
+                    select(consumer_group_topics.c.group_name)
+                    .where(consumer_group_topics.c.topic_id == topic_id)))
+                .order_by(consumer_groups.c.group_name).with_for_update())
         for table in (consumer_partitions, consumer_group_topics, log_chunks):
             conn.execute(delete(table).where(table.c.topic_id == topic_id))
-        conn.execute(delete(topics).where(topics.c.topic_id == topic_id))
 
 
 # ---- partitions ----

@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import struct
+import threading
+import time
 
 import cramjam
 import pytest
+from sqlalchemy import func, insert, select, text
 
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.ingest import cls_pb
@@ -16,6 +19,7 @@ from cls_shipper.service import Context, consumers, logsets, pull, topics
 from cls_shipper.settings import Settings
 from cls_shipper.store import chunks as store
 from cls_shipper.store import open_database
+from cls_shipper.store.schema import consumer_partitions
 from cls_shipper.timefmt import now_ms
 
 
@@ -330,3 +334,48 @@ def test_deleting_a_logset_takes_its_groups(ctx: Context) -> None:
     # A logset made again with the same id has no groups.
     logsets.create(ctx, "again", 7, logset_id=logset)
     assert consumers.list_groups(ctx, logset) == []
+
+
+def _waiting_for_a_group(ctx: Context) -> bool:
+    with ctx.db.read() as conn:
+        return bool(conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query ILIKE '%consumer_groups%FOR UPDATE%'")).scalar_one())
+
+
+def test_a_topic_deleted_during_a_heartbeat_leaves_no_group_row(ctx: Context) -> None:
+    """PostgreSQL runs them at once (SQLite's write lock puts one after the other): the
+    deletion waits for the heartbeat's group lock, so the rows the heartbeat writes go too."""
+    if not ctx.db.is_postgresql:
+        pytest.skip("SQLite writers take turns")
+    logset, topic = _topic(ctx, 1)
+    consumers.create_group(ctx, logset, "g", 10, [topic])
+    done: list[Exception | None] = []
+
+    def delete() -> None:
+        try:
+            topics.delete_topic(ctx, topic)
+            done.append(None)
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            done.append(exc)
+
+    with ctx.db.begin() as conn:
+        # A heartbeat half done: its group locked, a partition row written.
+        consumers._lock_group(ctx, conn, logset, "g")
+        conn.execute(insert(consumer_partitions).values(
+            logset_id=logset, group_name="g", topic_id=topic, partition_id=1, owner="a",
+            committed_offset=None, committed_ms=None))
+        worker = threading.Thread(target=delete)
+        worker.start()
+        deadline = time.monotonic() + 60
+        # Until the deletion finishes (the rule is broken) or waits on a lock (seen from
+        # another connection: a transaction keeps its first view of pg_stat_activity).
+        while not done and time.monotonic() < deadline and not _waiting_for_a_group(ctx):
+            time.sleep(0.05)
+    worker.join()
+    assert done == [None]
+    with ctx.db.read() as conn:
+        left = conn.execute(select(func.count()).select_from(consumer_partitions)
+                            .where(consumer_partitions.c.topic_id == topic)).scalar_one()
+    assert left == 0
+    assert consumers.list_groups(ctx, logset)[0].topics == []
