@@ -32,6 +32,13 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=9400, ge=0, le=65535)
+    # The operations endpoints (/healthz, /readyz, /metrics) on a listener of their own, so
+    # they need not be reachable where the API is; None: on `port` with the API (a worker or
+    # scheduler node serves only them there).
+    ops_port: int | None = Field(default=None, ge=0, le=65535)
+    ops_host: str | None = None  # default: `host`
+    # Prometheus metrics at /metrics; off removes their cost (measured: docs/benchmarks.md).
+    metrics: bool = True
     data_dir: Path = Path("./data")
     timezone: str = "Asia/Shanghai"
     # Lowest accepted shipper interval in seconds. At the spec's 300 only whole minutes from

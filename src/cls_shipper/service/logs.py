@@ -13,6 +13,7 @@ import binascii
 import threading
 from dataclasses import dataclass
 
+from cls_shipper import metrics
 from cls_shipper.errors import Kinds, ServiceError, invalid, missing
 from cls_shipper.ingest import readback
 from cls_shipper.ingest.decode import DecodedUpload, decode_upload
@@ -56,14 +57,34 @@ async def upload(ctx: Context, topic_id: str | None, body: bytes, content_type: 
     """Store one upload (protobuf LogGroupList, or the JSON form when `content_type` is
     application/json; compressed per `compress_type`). Returns after the commit; raises
     ServiceError for anything refused, in which case nothing is stored."""
-    topic = _check_topic_id(topic_id)
-    if len(body) > OFFLOAD_BYTES:
-        decoded = await asyncio.to_thread(decode_upload, body, content_type, compress_type)
-    else:
-        decoded = decode_upload(body, content_type, compress_type)
-    future = chunk_store.writer_for(ctx.db).submit(_chunk(topic, decoded, client_ip))
-    done = await asyncio.wrap_future(future)
+    try:
+        topic = _check_topic_id(topic_id)
+        if len(body) > OFFLOAD_BYTES:
+            decoded = await asyncio.to_thread(decode_upload, body, content_type, compress_type)
+        else:
+            decoded = decode_upload(body, content_type, compress_type)
+        future = chunk_store.writer_for(ctx.db).submit(_chunk(topic, decoded, client_ip))
+        done = await asyncio.wrap_future(future)
+    except ServiceError as exc:
+        _count_refusal(topic_id, exc)
+        raise
+    measured = metrics.current()
+    if measured is not None:  # once per upload: never a metric call per record
+        topic_label = measured.topic_ids(done.topic_id)
+        measured.ingested_records.labels(topic_label).inc(done.record_count)
+        measured.ingested_bytes.labels(topic_label).inc(len(body))
     return UploadResult(done.topic_id, done.first_offset, done.record_count, done.ingest_ms)
+
+
+def _count_refusal(topic_id: str | None, exc: ServiceError) -> None:
+    measured = metrics.current()
+    if measured is None:
+        return
+    # The topic id is the client's text: a label only once the topic has accepted an upload
+    # here, so refusals cannot mint series for made-up ids.
+    known = topic_id is not None and measured.topic_ids.known(topic_id)
+    measured.upload_refusals.labels(topic_id if known else "_unknown",
+                                    exc.kind.legacy_code).inc()
 
 
 # --- Read-back -------------------------------------------------------------------------------

@@ -73,6 +73,7 @@ class Heartbeat(threading.Thread):
         self._lease_prefix = lease_prefix
         self._halt = threading.Event()
         self.registered = threading.Event()
+        self.last_beat_ms = 0  # when the row was last written
 
     def beat(self) -> None:
         now = now_ms()
@@ -88,6 +89,7 @@ class Heartbeat(threading.Thread):
                     node_id=self.node.node_id, role=self.node.role,
                     parent_id=self.node.parent_id, host=socket.gethostname(), pid=os.getpid(),
                     started_ms=now, **{"current_task_id": None, **values}))
+        self.last_beat_ms = now
         self.registered.set()
 
     def run(self) -> None:
