@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from cls_shipper.service.context import Context
-from cls_shipper.shipping.nodes import STALE_MS
+from cls_shipper.shipping.nodes import STALE_MS, children_registered
 from cls_shipper.shipping.runtime import Engine
 from cls_shipper.store import chunks
 from cls_shipper.store.database import schema_current
@@ -43,6 +43,9 @@ def check(ctx: Context, engine: Engine) -> Readiness:
         if not schema_current(ctx.db):
             reasons.append("the database schema is not at this version's newest migration "
                            "(a node of another version migrated it, or it was restored)")
+        alive = sum(1 for proc in engine.processes if proc.is_alive())
+        if alive and children_registered(ctx.db, engine.node_id) < alive:
+            reasons.append("worker processes are starting (not all in the node registry)")
     except SQLAlchemyError as exc:
         # Its host and the driver's text go to the log only: /readyz is unauthenticated.
         log.warning("readiness: the database is unreachable (%s)", ctx.db.describe(),
