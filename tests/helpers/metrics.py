@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -31,10 +32,10 @@ def names(samples: Samples) -> set[str]:
     return {name for name, _ in samples}
 
 
-def ready_status(base_url: str) -> tuple[int, dict[str, object]]:
+def ready_status(base_url: str) -> tuple[int, dict[str, Any]]:
     resp = httpx.get(base_url + "/readyz", timeout=30)
     assert resp.headers["content-type"] == "application/json"
-    body: dict[str, object] = resp.json()
+    body: dict[str, Any] = resp.json()
     return resp.status_code, body
 
 
