@@ -1,10 +1,13 @@
 """The event metrics (Prometheus), counted where the events happen.
 
-A node is several OS processes (the server and its shipping workers), so the metrics use
-prometheus-client's multiprocess mode: each process writes its values to memory-mapped files
-in the node's own directory, which the server process merges on every scrape. The directory
-is made fresh when the server starts (`enable`), so a restart never adds the counts of a
-previous run; a worker process that exits is marked dead (`process_exited`).
+A node is several OS processes: the server (HTTP, ingest, the store's group commit, the
+scheduler) and its shipping worker processes. Each metric is counted in one kind of process
+only, so the two kinds count differently: the server in memory (the upload path pays a
+fraction of a microsecond per count), worker processes in prometheus-client's multiprocess
+mode, writing memory-mapped files in the node's own directory that the server merges on
+every scrape. The directory is made fresh when the server starts, so a restart never adds
+the counts of a previous run; a worker process that exits is marked dead
+(`process_exited`).
 
 State that lives in the database (a shipper's lag, its windows by status, topics' heads) is
 not here: the service reads it at scrape time (`service/scrape.py`).
@@ -125,9 +128,15 @@ class Metrics:
             "the end of its response.", ["surface", "route", "status"], registry=reg,
             buckets=LATENCY_BUCKETS)
 
+    def of_server(self) -> list[Collector]:
+        """The metrics the server process counts (the rest are its worker processes')."""
+        return [self.ingested_records, self.ingested_bytes, self.upload_refusals,
+                self.commit_batch, self.commit_seconds, self.http_requests, self.http_seconds]
+
 
 _current: Metrics | None = None
 _directory: Path | None = None
+_worker = False
 
 
 def current() -> Metrics | None:
@@ -144,15 +153,17 @@ def new_directory() -> Path:
     return Path(tempfile.mkdtemp(prefix="cls-shipper-metrics-"))
 
 
-def enable(path: Path) -> Metrics:
-    """Turn metrics on in this process, writing to `path` (the node's directory; worker
-    processes get their server's). Must run before any other use of this module."""
-    global _current, _directory
+def enable(path: Path, *, worker: bool = False) -> Metrics:
+    """Turn metrics on in this process: the server's (in memory; `path` is the directory
+    whose worker files it merges) or a worker process's (`worker`: written to files in
+    `path`, its server's). Must run before any other use of this module."""
+    global _current, _directory, _worker
     if _current is not None:
         return _current
     os.environ[_DIR_VARIABLE] = str(path)  # spawned worker processes inherit it
-    values.ValueClass = values.MultiProcessValue()  # type: ignore[no-untyped-call]
-    _directory = path
+    values.ValueClass = (values.MultiProcessValue()  # type: ignore[no-untyped-call]
+                         if worker else values.MutexValue)
+    _directory, _worker = path, worker
     _current = Metrics()
     return _current
 
@@ -173,6 +184,9 @@ def registry(*collectors: Collector) -> CollectorRegistry:
     reg = CollectorRegistry(auto_describe=False)
     if _directory is not None:
         multiprocess.MultiProcessCollector(reg, path=str(_directory))  # type: ignore[no-untyped-call]
+    if _current is not None and not _worker:
+        for metric in _current.of_server():
+            reg.register(metric)
     for collector in collectors:
         reg.register(collector)
     return reg

@@ -13,6 +13,8 @@ import binascii
 import threading
 from dataclasses import dataclass
 
+from prometheus_client import Counter
+
 from cls_shipper import metrics
 from cls_shipper.errors import Kinds, ServiceError, invalid, missing
 from cls_shipper.ingest import readback
@@ -68,12 +70,28 @@ async def upload(ctx: Context, topic_id: str | None, body: bytes, content_type: 
     except ServiceError as exc:
         _count_refusal(topic_id, exc)
         raise
-    measured = metrics.current()
-    if measured is not None:  # once per upload: never a metric call per record
-        topic_label = measured.topic_ids(done.topic_id)
-        measured.ingested_records.labels(topic_label).inc(done.record_count)
-        measured.ingested_bytes.labels(topic_label).inc(len(body))
+    if metrics.current() is not None:  # once per upload: never a metric call per record
+        _count_upload(done.topic_id, done.record_count, len(body))
     return UploadResult(done.topic_id, done.first_offset, done.record_count, done.ingest_ms)
+
+
+# Each topic's two ingest counters (their label children), so an upload counts with one
+# dictionary lookup and no `labels()` call. Bounded: ids past metrics.MAX_IDS share `_other`.
+_upload_counters: dict[str, tuple[Counter, Counter]] = {}
+
+
+def _count_upload(topic_id: str, records: int, size: int) -> None:
+    counters = _upload_counters.get(topic_id)
+    if counters is None:
+        measured = metrics.current()
+        assert measured is not None
+        label = measured.topic_ids(topic_id)
+        counters = (measured.ingested_records.labels(label),
+                    measured.ingested_bytes.labels(label))
+        if label != metrics.OTHER:
+            _upload_counters[topic_id] = counters
+    counters[0].inc(records)
+    counters[1].inc(size)
 
 
 def _count_refusal(topic_id: str | None, exc: ServiceError) -> None:

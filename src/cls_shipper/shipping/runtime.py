@@ -81,7 +81,7 @@ def _worker_main(settings_json: str, worker_id: str, parent_pid: int, parent_id:
     SIGTERM, or a server that is gone (nobody waits for this process), hands it back now."""
     settings = Settings.model_validate_json(settings_json)
     if metrics_dir is not None:
-        metrics.enable(Path(metrics_dir))
+        metrics.enable(Path(metrics_dir), worker=True)
     logging.basicConfig(level=settings.log_level.upper(),
                         format=f"%(asctime)s %(levelname)s {worker_id}: %(message)s")
     terms: list[float] = []

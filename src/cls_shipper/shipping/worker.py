@@ -180,7 +180,7 @@ def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,
         return True
     keeper.done.set()
     if ledger.succeed(db, task, now_ms(), outcome):
-        _count_success(task, outcome)
+        count_shipped(task, outcome)
     else:
         _count_attempt(task, "lease_lost", "")
         log.warning("task %s finished after its lease was lost; the new owner's outcome "
@@ -194,7 +194,7 @@ def _count_attempt(task: ledger.Claimed, outcome: str, code: str) -> None:
         measured.attempts.labels(measured.shipper_ids(task.shipper_id), outcome, code).inc()
 
 
-def _count_success(task: ledger.Claimed, outcome: ledger.Outcome) -> None:
+def count_shipped(task: ledger.Claimed, outcome: ledger.Outcome) -> None:
     """What a window recorded as shipped read and wrote: counted once, by the worker whose
     outcome the ledger kept, so the counters add up to the ledger's records."""
     measured = metrics.current()
