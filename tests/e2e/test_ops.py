@@ -7,16 +7,18 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 import uuid
 from pathlib import Path
 
 import httpx
 from sqlalchemy import create_engine, select, text
 
+from cls_shipper.auth import qsign
 from cls_shipper.store.schema import nodes
 from tests.e2e.test_ingest import lz4_body, make_group, make_list, upload, upload_ok
 from tests.helpers.metrics import names, ready_status, scrape, value, wait_until
-from tests.helpers.server import LegacyClient, ServerProcess, free_port
+from tests.helpers.server import SECRET_ID, SECRET_KEY, LegacyClient, ServerProcess, free_port
 
 
 def answers_ready(proc: ServerProcess) -> bool:
@@ -132,6 +134,17 @@ def test_metrics_count_uploads_with_bounded_labels_and_readyz_sees_the_schema(
         assert upload(client, topic, b"not lz4").status_code == 400
         httpx.post(node.base_url + "/", headers={"X-TC-Action": made_up}, timeout=5)
         httpx.get(node.base_url + f"/{made_up}", timeout=5)
+        # A signed upload whose client leaves mid-body.
+        host = f"127.0.0.1:{node.port}"
+        auth = qsign.sign(SECRET_ID, SECRET_KEY, "POST", "/structuredlog", {"topic_id": topic},
+                          {"Host": host, "Content-Type": "application/x-protobuf"},
+                          int(time.time()) - 60)
+        with socket.create_connection(("127.0.0.1", node.port)) as sock:
+            sock.sendall(f"POST /structuredlog?topic_id={topic} HTTP/1.1\r\nHost: {host}\r\n"
+                         f"Content-Type: application/x-protobuf\r\nAuthorization: {auth}\r\n"
+                         f"Content-Length: 1000\r\n\r\npartial".encode())
+        wait_until("the disconnect counted", lambda: value(
+            scrape(node.base_url), "cls_shipper_http_client_disconnects_total") == 1)
         samples = scrape(node.base_url)
         assert value(samples, "cls_shipper_topic_ingested_records_total", topic_id=topic) == 6
         assert value(samples, "cls_shipper_topic_head_offset", topic_id=topic) == 6

@@ -8,10 +8,13 @@ only HTTP surface of worker and scheduler nodes."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import orjson
 from prometheus_client import exposition
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -20,6 +23,7 @@ from starlette.routing import Route
 
 from cls_shipper import metrics
 from cls_shipper.api.http_metrics import HttpMetricsMiddleware
+from cls_shipper.api.middleware import Disconnects
 from cls_shipper.service import Context
 from cls_shipper.service.health import ReadinessProbe
 from cls_shipper.service.scrape import LedgerCollector, NodeCollector
@@ -47,7 +51,8 @@ class Ops:
         self.readiness = ReadinessProbe(self.ctx, self.engine)
         self._registry = metrics.registry(LedgerCollector(self.ctx),
                                           NodeCollector(self.ctx, self.engine,
-                                                        self.readiness))
+                                                        self.readiness),
+                                          _DisconnectCollector())
 
     async def healthz(self, request: Request) -> Response:
         del request
@@ -72,6 +77,15 @@ class Ops:
         return [Route("/healthz", self.healthz, methods=["GET"]),
                 Route("/readyz", self.readyz, methods=["GET"]),
                 Route("/metrics", self.metrics, methods=["GET"])]
+
+
+class _DisconnectCollector(Collector):
+    """Clients that left before sending their whole body (RequestIdMiddleware counts them)."""
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
+            "cls_shipper_http_client_disconnects", "Requests whose client left before its "
+            "body was in.", value=Disconnects.count)
 
 
 def create_ops_app(ops: Ops) -> Starlette:
