@@ -14,6 +14,7 @@ from starlette.routing import BaseRoute
 
 from cls_shipper import metrics
 from cls_shipper.api import legacy, v3
+from cls_shipper.api.console import CONSOLE_ROUTES
 from cls_shipper.api.http import error_response
 from cls_shipper.api.http_metrics import HttpMetricsMiddleware
 from cls_shipper.api.middleware import RequestIdMiddleware
@@ -60,10 +61,11 @@ def create_app(settings: Settings, ctx: Context | None = None,
     measured = metrics.current()
     if measured is not None:  # outermost: it sees the 500 RequestIdMiddleware answers
         middleware.insert(0, Middleware(HttpMetricsMiddleware, metrics=measured, surfaces=[
-            ("legacy", legacy.ROUTES), ("v3", v3.ROUTES), ("ops", ops_routes)]))
+            ("legacy", legacy.ROUTES), ("v3", v3.ROUTES), ("ops", ops_routes),
+            ("console", CONSOLE_ROUTES)]))
     app = Starlette(
-        # Legacy first: it holds upload, the hot path.
-        routes=[*legacy.ROUTES, *v3.ROUTES, *ops_routes],
+        # Legacy first: it holds upload, the hot path; the console last.
+        routes=[*legacy.ROUTES, *v3.ROUTES, *ops_routes, *CONSOLE_ROUTES],
         middleware=middleware,
         exception_handlers={ServiceError: _service_error, HTTPException: _http_error},
         lifespan=lifespan,

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from prometheus_client.metrics import Counter, Histogram
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cls_shipper.api.v3.actions import ACTIONS
@@ -23,13 +23,22 @@ V3 = "v3"
 
 
 def route_names(surfaces: Iterable[tuple[str, Sequence[BaseRoute]]]) -> dict[Any, tuple[str, str]]:
-    """Each route's endpoint -> (surface, route template)."""
+    """Each route's endpoint -> (surface, route template), through mounts."""
     names: dict[Any, tuple[str, str]] = {}
-    for surface, routes in surfaces:
+
+    def add(surface: str, routes: Sequence[BaseRoute], prefix: str) -> None:
         for route in routes:
             if isinstance(route, Route):
                 methods = ",".join(sorted((route.methods or set()) - {"HEAD"}))
-                names[route.endpoint] = (surface, f"{methods} {route.path}")
+                names.setdefault(route.endpoint, (surface, f"{methods} {prefix}{route.path}"))
+            elif isinstance(route, Mount):
+                if route.routes:
+                    add(surface, route.routes, prefix + route.path)
+                else:  # an app mounted whole (static files): one template for all of it
+                    names.setdefault(route.app, (surface, f"{prefix}{route.path}/*"))
+
+    for surface, routes in surfaces:
+        add(surface, routes, "")
     return names
 
 

@@ -16,7 +16,13 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cls_shipper.cli.common import CredentialsDir, Endpoint, signed_client
+from cls_shipper.cli.common import (
+    CaFile,
+    ClientCert,
+    CredentialsDir,
+    Endpoint,
+    signed_client,
+)
 from cls_shipper.errors import ClientError
 from cls_shipper.ingest import cls_pb
 from cls_shipper.ingest.decode import compress_lz4
@@ -95,6 +101,8 @@ def upload(
     topic_id: TopicId,
     endpoint: Endpoint = "http://127.0.0.1:9400",
     data_dir: CredentialsDir = None,
+    ca_file: CaFile = None,
+    client_cert: ClientCert = None,
     fmt: Annotated[str, typer.Option("--format", help="auto: JSON-object lines become "
                                      "their fields, other lines __CONTENT__; raw: every line "
                                      "is __CONTENT__; json: every line must be a JSON object."
@@ -108,7 +116,7 @@ def upload(
     for path in files:
         if str(path) != "-" and not path.is_file():
             raise typer.BadParameter(f"{path} is not a readable file")
-    client = signed_client(endpoint, data_dir)
+    client = signed_client(endpoint, data_dir, ca_file, client_cert)
     hostname = socket.gethostname()
     total_logs = total_uploads = 0
     sizes = {p: (0 if str(p) == "-" else p.stat().st_size) for p in files}
@@ -167,6 +175,8 @@ def tail(
     topic_id: TopicId,
     endpoint: Endpoint = "http://127.0.0.1:9400",
     data_dir: CredentialsDir = None,
+    ca_file: CaFile = None,
+    client_cert: ClientCert = None,
     start: Annotated[str | None, typer.Option(help="Where to begin: 'YYYY-mm-dd HH:MM:SS' "
                                               "(server zone) or epoch seconds/ms. Default: "
                                               "now (only new records).")] = None,
@@ -176,7 +186,7 @@ def tail(
     interval: Annotated[float, typer.Option(min=0.05, help="Poll interval (s).")] = 1.0,
 ) -> None:
     """Print a topic's records as JSON lines (GET /cursor, then GET /log), following new ones."""
-    client = signed_client(endpoint, data_dir)
+    client = signed_client(endpoint, data_dir, ca_file, client_cert)
     begin = "0" if from_start else (start or str(time.time_ns() // 1_000_000))
     out = sys.stdout.buffer
     try:

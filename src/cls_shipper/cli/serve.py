@@ -13,11 +13,10 @@ import time
 from collections.abc import Generator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
-from rich.console import Console
 from starlette.applications import Starlette
 
 from cls_shipper import metrics as metric_store
@@ -28,8 +27,12 @@ from cls_shipper.cli import demo as demo_module
 from cls_shipper.cli.client import find_credentials
 from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
 from cls_shipper.cli.http_limits import header_limited
+from cls_shipper.cli.tls import tls_options
+from cls_shipper.errors import SettingsError
+from cls_shipper.logformat import configure_logging
 from cls_shipper.service import Context
 from cls_shipper.settings import Settings
+from cls_shipper.shipping.nodes import node_id_of
 from cls_shipper.shipping.runtime import Engine
 from cls_shipper.store import open_database
 from cls_shipper.store.database import (
@@ -41,7 +44,6 @@ from cls_shipper.store.database import (
     advisory_lock,
 )
 
-console = Console(stderr=True)
 CREDENTIALS_FILE = "credentials.toml"
 
 
@@ -91,12 +93,12 @@ def prepare(settings: Settings) -> Context:
         generated = key_store.ensure_root_key(ctx.db, settings.secret_id, settings.secret_key)
     if generated is not None:
         path = write_credentials(settings.data_dir, generated.secret_id, generated.secret_key)
-        # Standard error is the server's log: the SecretKey stays in the 0600 file.
-        console.print(
-            "[bold]Generated a root access key[/bold] (stored in the database and in "
-            f"{path}, mode 0600, with its SecretKey):\n  SecretId:  {generated.secret_id}\n"
-            "The cls-shipper CLI reads it from there (--data-dir); SDKs sign with the pair "
-            "from that file.")
+        # Standard error is the server's log: the SecretKey stays in the 0600 file. One line,
+        # so that a JSON log stays one object per line.
+        log.warning("generated a root access key, SecretId: %s; it is stored with its "
+                    "SecretKey in the database and in %s (mode 0600), where the cls-shipper "
+                    "CLI reads it (--data-dir); SDKs sign with the pair from that file",
+                    generated.secret_id, path)
     return ctx
 
 
@@ -118,6 +120,16 @@ def serve(
     check_destination: Annotated[bool | None, typer.Option(
         help="Write and delete a probe object in a shipper's bucket when it is created or "
              "its destination modified (default on).")] = None,
+    log_format: Annotated[str | None, typer.Option(
+        help="text (default) or json: one object per line.")] = None,
+    access_log: Annotated[bool | None, typer.Option(
+        help="Log one line per request (default off).")] = None,
+    ssl_certfile: Annotated[Path | None, typer.Option(
+        help="Serve HTTPS with this certificate (PEM; may hold the key too).")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(
+        help="The certificate's private key (PEM, unencrypted).")] = None,
+    ssl_ca_certs: Annotated[Path | None, typer.Option(
+        help="Require client certificates signed by these CAs (PEM).")] = None,
     ops_port: Annotated[int | None, typer.Option(
         help="Serve /healthz, /readyz and /metrics on this port instead of --port.")] = None,
     ops_host: Annotated[str | None, typer.Option(
@@ -135,10 +147,18 @@ def serve(
                              min_interval=min_interval, database_url=database_url,
                              object_store=object_store, role=role, workers=workers,
                              grace_period=grace_period, check_destination=check_destination,
-                             ops_port=ops_port, ops_host=ops_host, metrics=metrics)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo's requests are noise
+                             log_format=log_format, access_log=access_log,
+                             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+                             ssl_ca_certs=ssl_ca_certs, ops_port=ops_port, ops_host=ops_host,
+                             metrics=metrics)
+    node_id = node_id_of()
+    configure_logging(settings, node=node_id)
+    try:
+        # Every role's --port (a worker's and a scheduler's serve the operations endpoints).
+        tls = tls_options(settings)
+    except SettingsError as exc:
+        log.critical("cannot start: %s", exc.message)
+        raise typer.Exit(2) from None
     # Files the server creates are this user's only: SQLite creates its -wal and -shm files
     # (and the local buckets their objects) with the process umask.
     os.umask(0o077)
@@ -148,7 +168,7 @@ def serve(
     if metrics_dir is not None:
         metric_store.enable(metrics_dir)
     ctx = prepare(settings)
-    engine = Engine(settings, ctx.db, metrics_dir=metrics_dir)
+    engine = Engine(settings, ctx.db, node_id=node_id, metrics_dir=metrics_dir)
     stopper = _Stopper(engine)
     signal.signal(signal.SIGTERM, stopper)
     signal.signal(signal.SIGINT, stopper)
@@ -160,8 +180,9 @@ def serve(
                                                      settings.data_dir)
             threading.Thread(target=demo_module.run, daemon=True, name="demo",
                              args=(settings, secret_id, secret_key, stop)).start()
-        stopper.attach([_Server(_uvicorn_config(settings, app, host, port))
-                        for app, host, port in listeners(settings, ctx, engine)])
+        stopper.attach([_Server(_uvicorn_config(settings, app, host, port,
+                                                tls if secure else {}))
+                        for app, host, port, secure in listeners(settings, ctx, engine)])
         log.info("node %s serving (role %s): %s", engine.node_id, settings.role,
                  ", ".join(f"{s.config.host}:{s.config.port}" for s in stopper.servers))
         _run_servers(stopper.servers)
@@ -174,27 +195,35 @@ def serve(
 
 
 def listeners(settings: Settings, ctx: Context,
-              engine: Engine) -> list[tuple[Starlette, str, int]]:
-    """What this node serves where: API nodes the APIs on --port, with the operations
-    endpoints there too unless --ops-port gives them their own listener; worker and
-    scheduler nodes only the operations endpoints, on --ops-port if set, else --port."""
+              engine: Engine) -> list[tuple[Starlette, str, int, bool]]:
+    """What this node serves where, and whether with the TLS settings: API nodes the APIs on
+    --port, with the operations endpoints there too unless --ops-port gives them their own
+    listener; worker and scheduler nodes only the operations endpoints, on --ops-port if
+    set, else --port. --port has TLS when it is configured; --ops-port is plain HTTP, for
+    probes and Prometheus on an internal address."""
     ops = Ops(ctx, engine)
     separate = settings.ops_port is not None
-    served: list[tuple[Starlette, str, int]] = []
+    served: list[tuple[Starlette, str, int, bool]] = []
     if settings.role in ("all", "api"):
         served.append((create_app(settings, ctx, () if separate else ops.routes()),
-                       settings.host, settings.port))
-    if separate or settings.role not in ("all", "api"):
+                       settings.host, settings.port, True))
+    if separate:
         served.append((create_ops_app(ops), settings.ops_host or settings.host,
-                       settings.port if settings.ops_port is None else settings.ops_port))
+                       settings.ops_port or 0, False))
+    elif settings.role not in ("all", "api"):
+        served.append((create_ops_app(ops), settings.host, settings.port, True))
     return served
 
 
-def _uvicorn_config(settings: Settings, app: Starlette, host: str, port: int) -> uvicorn.Config:
+def _uvicorn_config(settings: Settings, app: Starlette, host: str, port: int,
+                    tls: dict[str, Any]) -> uvicorn.Config:
     return uvicorn.Config(
         app, host=host, port=port,
         http=header_limited(settings.max_header_bytes), log_level=settings.log_level,
-        access_log=False, timeout_graceful_shutdown=max(1, int(settings.grace_period)))
+        # Our formatter for uvicorn's loggers; our access log (the middleware's) in place of
+        # uvicorn's, which quotes query strings.
+        log_config=None, access_log=False, **tls,
+        timeout_graceful_shutdown=max(1, int(settings.grace_period)))
 
 
 def _run_servers(servers: list[_Server]) -> None:
