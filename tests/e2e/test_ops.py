@@ -134,6 +134,7 @@ def test_metrics_count_uploads_with_bounded_labels_and_readyz_sees_the_schema(
         assert upload(client, topic, b"not lz4").status_code == 400
         httpx.post(node.base_url + "/", headers={"X-TC-Action": made_up}, timeout=5)
         httpx.get(node.base_url + f"/{made_up}", timeout=5)
+        httpx.get(node.base_url + f"/console/{made_up}", timeout=5)
         # A signed upload whose client leaves mid-body.
         host = f"127.0.0.1:{node.port}"
         auth = qsign.sign(SECRET_ID, SECRET_KEY, "POST", "/structuredlog", {"topic_id": topic},
@@ -161,6 +162,8 @@ def test_metrics_count_uploads_with_bounded_labels_and_readyz_sees_the_schema(
         assert value(samples, "cls_shipper_http_requests_total", surface="v3",
                      route="_unknown", status="200") == 1
         assert value(samples, "cls_shipper_http_requests_total", surface="_unmatched",
+                     route="_unmatched", status="404") == 1
+        assert value(samples, "cls_shipper_http_requests_total", surface="console",
                      route="_unmatched", status="404") == 1
         assert (value(samples, "cls_shipper_store_commit_batch_uploads_count") or 0) >= 2
         labels = {v for _, label_set in samples for _, v in label_set}

@@ -7,9 +7,9 @@ a fixed set, so a client cannot mint series."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from prometheus_client.metrics import Counter, Histogram
 from starlette.routing import BaseRoute, Mount, Route
@@ -18,24 +18,31 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cls_shipper.api.v3.actions import ACTIONS
 from cls_shipper.metrics import Metrics
 
+log = logging.getLogger("cls_shipper.api")
+
 UNMATCHED = ("_unmatched", "_unmatched")
 V3 = "v3"
 
 
-def route_names(surfaces: Iterable[tuple[str, Sequence[BaseRoute]]]) -> dict[Any, tuple[str, str]]:
-    """Each route's endpoint -> (surface, route template), through mounts."""
-    names: dict[Any, tuple[str, str]] = {}
+def route_names(surfaces: Iterable[tuple[str, Sequence[BaseRoute]]]) -> dict[int, tuple[str, str]]:
+    """The id of each route's endpoint -> (surface, route template), through mounts. By id:
+    Starlette's routers compare by value and cannot be hashed; the routes keep every
+    endpoint alive as long as the application."""
+    names: dict[int, tuple[str, str]] = {}
 
     def add(surface: str, routes: Sequence[BaseRoute], prefix: str) -> None:
         for route in routes:
             if isinstance(route, Route):
                 methods = ",".join(sorted((route.methods or set()) - {"HEAD"}))
-                names.setdefault(route.endpoint, (surface, f"{methods} {prefix}{route.path}"))
+                names.setdefault(id(route.endpoint),
+                                 (surface, f"{methods} {prefix}{route.path}"))
             elif isinstance(route, Mount):
                 if route.routes:
                     add(surface, route.routes, prefix + route.path)
+                    # A path under the mount that none of its routes takes.
+                    names.setdefault(id(route.app), (surface, "_unmatched"))
                 else:  # an app mounted whole (static files): one template for all of it
-                    names.setdefault(route.app, (surface, f"{prefix}{route.path}/*"))
+                    names.setdefault(id(route.app), (surface, f"{prefix}{route.path}/*"))
 
     for surface, routes in surfaces:
         add(surface, routes, "")
@@ -68,10 +75,13 @@ class HttpMetricsMiddleware:
         try:
             await self.app(scope, receive, send_noting_status)
         finally:
-            self._observe(scope, status, time.perf_counter() - started)
+            try:
+                self._observe(scope, status, time.perf_counter() - started)
+            except Exception:  # counting must never fail a request that was answered
+                log.exception("could not count %s %s", scope.get("method"), scope.get("path"))
 
     def _observe(self, scope: Scope, status: int, seconds: float) -> None:
-        surface, route = self.names.get(scope.get("endpoint"), UNMATCHED)
+        surface, route = self.names.get(id(scope.get("endpoint")), UNMATCHED)
         if surface == V3:
             action = _header(scope, b"x-tc-action")
             route = action if action in ACTIONS else "_unknown"
