@@ -74,6 +74,11 @@ def _steering(ids: dict[str, str]) -> dict[str, dict[str, Any]]:
         "interval": {"type": "integer", "minimum": 300, "maximum": 900},
         "max_size": {"type": "integer", "minimum": 100, "maximum": 256},
         "partition": {"enum": ["%Y/%m/%d/%H/", "%Y%m%d/"]},
+        # POST /pull_log: the topic's one partition, offsets within it (one record at 0).
+        "PartitionId": {"enum": [1]},
+        "StartOffset": {"type": "integer", "minimum": -1, "maximum": 1},
+        "Size": {"type": "integer", "minimum": 1, "maximum": 1 << 20},
+        "Query": {"type": "null"},
     }
 
 

@@ -95,9 +95,15 @@ def _check_logset(conn: Connection, logset_id: str) -> None:
         raise ServiceError(Kinds.LOGSET_NOT_EXIST, f"logset {logset_id[:64]!r} does not exist")
 
 
-def _check_topics(conn: Connection, logset_id: str, wanted: Sequence[str]) -> None:
-    found = {r.topic_id: r.logset_id for r in conn.execute(
-        select(topics.c.topic_id, topics.c.logset_id).where(topics.c.topic_id.in_(wanted)))}
+def _check_topics(ctx: Context, conn: Connection, logset_id: str,
+                  wanted: Sequence[str]) -> None:
+    query = select(topics.c.topic_id, topics.c.logset_id).where(topics.c.topic_id.in_(wanted))
+    if ctx.db.is_postgresql:
+        # Shared locks on the topics: a DeleteTopic running now (which deletes the topic's
+        # row first) either finishes before this finds no topic, or waits for this group's
+        # rows and deletes them too.
+        query = query.with_for_update(read=True)
+    found = {r.topic_id: r.logset_id for r in conn.execute(query)}
     for topic_id in wanted:
         if topic_id not in found:
             raise ServiceError(Kinds.TOPIC_NOT_EXIST, f"topic {topic_id[:64]!r} does not exist")
@@ -140,7 +146,7 @@ def create_group(ctx: Context, logset_id: Any, group: Any, timeout: Any,
     wanted = _topic_list(topic_ids)
     with ctx.db.begin() as conn:
         _check_logset(conn, logset)
-        _check_topics(conn, logset, wanted)
+        _check_topics(ctx, conn, logset, wanted)
         if conn.execute(select(consumer_groups.c.group_name).where(
                 *_group_where(logset, name, consumer_groups))).first() is not None:
             raise ServiceError(Kinds.CONSUMER_GROUP_CONFLICT,
@@ -174,7 +180,7 @@ def modify_group(ctx: Context, logset_id: Any, group: Any, topic_ids: Any = None
         conn.execute(update(consumer_groups)
                      .where(*_group_where(logset, name, consumer_groups)).values(**values))
         if wanted is not None:
-            _check_topics(conn, logset, wanted)
+            _check_topics(ctx, conn, logset, wanted)
             current = set(_group_topics(conn, logset, name))
             gone = current - set(wanted)
             if gone:

@@ -12,7 +12,14 @@ from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.ids import check_custom_id, new_id
 from cls_shipper.service.context import Context
 from cls_shipper.service.matching import TagFilter, id_matches, text_matches
-from cls_shipper.store.schema import logsets, topics
+from cls_shipper.store.schema import (
+    consumer_group_topics,
+    consumer_groups,
+    consumer_members,
+    consumer_partitions,
+    logsets,
+    topics,
+)
 from cls_shipper.timefmt import now_ms
 
 MAX_PERIOD_DAYS = 3640  # API 3.0's "permanent"; the legacy doc's max is 90.
@@ -137,4 +144,8 @@ def delete_logset(ctx: Context, logset_id: str) -> None:
         if has_topics is not None:
             raise ServiceError(Kinds.LOGSET_NOT_EMPTY,
                                "the logset still contains topics; delete them first")
+        # The logset's consumer groups go with it: with no topic left they read nothing.
+        for table in (consumer_members, consumer_partitions, consumer_group_topics,
+                      consumer_groups):
+            conn.execute(delete(table).where(table.c.logset_id == logset_id))
         conn.execute(delete(logsets).where(logsets.c.logset_id == logset_id))

@@ -9,11 +9,20 @@ from sqlalchemy import delete, func, insert, select, update
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.ids import check_custom_id, new_id
+from cls_shipper.model import partitions
 from cls_shipper.service import topic_options
 from cls_shipper.service.context import Context
 from cls_shipper.service.matching import TagFilter, id_matches, text_matches
 from cls_shipper.service.topic_options import TopicOptions
-from cls_shipper.store.schema import log_chunks, logsets, shippers, topics
+from cls_shipper.store.schema import (
+    consumer_group_topics,
+    consumer_groups,
+    consumer_partitions,
+    log_chunks,
+    logsets,
+    shippers,
+    topics,
+)
 from cls_shipper.timefmt import now_ms
 
 LOG_TYPES = ("json_log", "delimiter_log", "minimalist_log", "multiline_log", "fullregex_log")
@@ -247,14 +256,77 @@ def modify(ctx: Context, topic_id: str, *, options: dict[str, Any] | None = None
 
 def delete_topic(ctx: Context, topic_id: str) -> None:
     """Deleting a topic deletes its log; its shippers must be deleted first, so no task is
-    left pointing at a log that is gone."""
+    left pointing at a log that is gone. Consumer groups stop reading it: the topic leaves
+    their topic lists and their offsets in it go (a group may be left reading no topic)."""
     with ctx.db.begin() as conn:
-        if conn.execute(select(topics.c.topic_id)
-                        .where(topics.c.topic_id == topic_id)).first() is None:
+        row = conn.execute(select(topics.c.logset_id)
+                           .where(topics.c.topic_id == topic_id)).first()
+        if row is None:
             raise ServiceError(Kinds.TOPIC_NOT_EXIST, f"topic {topic_id!r} does not exist")
         if conn.execute(select(shippers.c.shipper_id)
                         .where(shippers.c.topic_id == topic_id).limit(1)).first() is not None:
             raise ServiceError(Kinds.NOT_ALLOWED,
                                "the topic still has shippers; delete them first")
-        conn.execute(delete(log_chunks).where(log_chunks.c.topic_id == topic_id))
         conn.execute(delete(topics).where(topics.c.topic_id == topic_id))
+        if ctx.db.is_postgresql:
+            # A heartbeat assigns under its group's row lock (service/consumers.py): holding
+            # the rows of the groups reading this topic, in one order, means no heartbeat
+            # inserts a row for it after the deletes below. (SQLite's write lock is held.)
+            conn.execute(select(consumer_groups.c.group_name).where(
+                consumer_groups.c.logset_id == row.logset_id,
+                consumer_groups.c.group_name.in_(
+                    select(consumer_group_topics.c.group_name)
+                    .where(consumer_group_topics.c.topic_id == topic_id)))
+                .order_by(consumer_groups.c.group_name).with_for_update())
+        for table in (consumer_partitions, consumer_group_topics, log_chunks):
+            conn.execute(delete(table).where(table.c.topic_id == topic_id))
+
+
+# ---- partitions ----
+
+@dataclass(frozen=True, slots=True)
+class PartitionInfo:
+    """One partition as DescribePartitions shows it. `writable` partitions are 1 to the
+    topic's PartitionCount, each an even share of the hash key space; a read-only one is
+    above a lowered count and still holds records: no key routes to it any more (its keys
+    are empty, the range it had is not kept) and `last_write_ms` is its newest record's
+    ingest time."""
+
+    partition_id: int
+    writable: bool
+    begin_key: str
+    end_key: str
+    created_ms: int
+    last_write_ms: int | None
+
+
+def describe_partitions(ctx: Context, topic_id: str) -> list[PartitionInfo]:
+    with ctx.db.read() as conn:
+        row = conn.execute(select(topics.c.partition_count, topics.c.created_ms)
+                           .where(topics.c.topic_id == topic_id)).first()
+        if row is None:
+            raise ServiceError(Kinds.TOPIC_NOT_EXIST, f"topic {topic_id!r} does not exist")
+        count = int(row.partition_count)
+        higher = conn.execute(
+            select(log_chunks.c.partition_id, func.max(log_chunks.c.ingest_ms))
+            .where(log_chunks.c.topic_id == topic_id, log_chunks.c.partition_id > count)
+            .group_by(log_chunks.c.partition_id).order_by(log_chunks.c.partition_id)).all()
+    created = int(row.created_ms)
+    out = [PartitionInfo(p, True, *partitions.key_range(p, count), created, None)
+           for p in partitions.partition_ids(count)]
+    out += [PartitionInfo(int(p), False, "", "", created, int(last)) for p, last in higher]
+    return out
+
+
+def refuse_partition_change(ctx: Context, action: str, topic_id: str) -> None:
+    """SplitPartition and MergePartition: the topic must exist, then the answer is that they
+    are not supported. Partitions here are even shares of the key space set by
+    PartitionCount (model/partitions.py); a split or merge would need ranges of their own."""
+    with ctx.db.read() as conn:
+        if conn.execute(select(topics.c.topic_id)
+                        .where(topics.c.topic_id == topic_id)).first() is None:
+            raise ServiceError(Kinds.TOPIC_NOT_EXIST, f"topic {topic_id!r} does not exist")
+    raise ServiceError(Kinds.NOT_SUPPORTED,
+                       f"{action} is not supported: a topic's partitions split its hash key "
+                       "space evenly; change their number with ModifyTopic PartitionCount "
+                       "(records in partitions above a lowered count stay readable)")

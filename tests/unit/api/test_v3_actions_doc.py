@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from cls_shipper.api.v3.actions import ACTIONS
+from cls_shipper.api.v3.consumer_groups import CONSUMER_ACTIONS
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "api-v3.md"
 _NAME = re.compile(r"(\*\*)?`([A-Za-z]+)`(\*\*)?")
@@ -30,8 +31,9 @@ def _table() -> dict[str, tuple[set[str], set[str]]]:
 
 def test_the_actions_table_is_the_action_table() -> None:
     table = _table()
-    assert list(table) and set(table) == set(ACTIONS)
-    for name, action in ACTIONS.items():
+    every_action = {**ACTIONS, **CONSUMER_ACTIONS}
+    assert list(table) and set(table) == set(every_action)
+    for name, action in every_action.items():
         fields = action.model.model_fields
         every = {f.alias or n for n, f in fields.items()}
         required = {f.alias or n for n, f in fields.items() if f.is_required()}

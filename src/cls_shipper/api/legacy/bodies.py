@@ -9,6 +9,9 @@ from typing import Any
 from pydantic import Field
 
 from cls_shipper.api.legacy.requests import Body, optional
+from cls_shipper.inputs import INT64_MAX
+from cls_shipper.model.partitions import MAX_PARTITIONS
+from cls_shipper.service.pull import COMPRESS_TYPES, DEFAULT_PULL_BYTES, MAX_PULL_BYTES
 
 # ---- logsets and topics ----
 
@@ -139,12 +142,15 @@ class FailedTasksRetry(Body):
 
 class PullLog(Body):
     """`POST /pull_log` as the SDK's `LogClient.pull_logs` sends it (CamelCase, as CLS
-    names these fields)."""
+    names these fields). The ranges are documented (`GET /openapi.json`) but judged by
+    `service/pull.py`, whose errors name the rule."""
 
-    PartitionId: int
-    StartOffset: int = -1
-    StartTime: int = 0
-    Size: int = Field(default=1 << 20)
-    CompressType: str = "snappy"
-    EndTime: int | None = None
+    PartitionId: int = Field(json_schema_extra={"minimum": 1, "maximum": MAX_PARTITIONS})
+    StartOffset: int = Field(default=-1, json_schema_extra={"minimum": -1})
+    StartTime: int = Field(default=0, json_schema_extra={"minimum": 0, "maximum": INT64_MAX})
+    Size: int = Field(default=DEFAULT_PULL_BYTES,
+                      json_schema_extra={"minimum": 1, "maximum": MAX_PULL_BYTES})
+    CompressType: str = Field(default="snappy", json_schema_extra={"enum": list(COMPRESS_TYPES)})
+    EndTime: int | None = Field(default=None, json_schema_extra={"minimum": 0})
+    # The processing DSL: refused (405 NotSupported) when given.
     Query: str | None = None

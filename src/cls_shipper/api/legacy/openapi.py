@@ -53,6 +53,9 @@ class Operation:
     answer: JsonSchema | None = None
     binary_request: dict[str, Any] | None = None
     binary_answer: dict[str, Any] | None = None
+    # Catalogue kinds the route answers beyond those every route may (405 NotSupported is
+    # left out of the others: there it only means a method the path does not have).
+    refusals: tuple[ErrorKind, ...] = ()
 
     @property
     def reads_body(self) -> bool:
@@ -160,7 +163,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
             "content": {"application/x-protobuf": _PROTOBUF}}),
     ("POST", "/pull_log"): Operation(
         "Records of one partition from an offset, for consumers (the SDK's pull_logs)",
-        params=(_TOPIC_ID,), body=bodies.PullLog,
+        params=(_TOPIC_ID,), body=bodies.PullLog, refusals=(Kinds.NOT_SUPPORTED,),
         binary_answer={
             "description": "`{\"Response\": {\"NextOffset\", \"Message\"}}` as JSON, "
                            "compressed as CompressType asks (raw snappy by default)",
@@ -244,11 +247,12 @@ def _kinds() -> list[ErrorKind]:
 def error_statuses(op: Operation) -> list[int]:
     """The error statuses a documented route may answer: those of the catalogue, less the
     ones only a body can cause when it reads none, less 405 (a method the path does not have,
-    so never a documented operation), plus the HTTP server's 431."""
+    so never a documented operation) unless the route refuses a feature with it, plus the
+    HTTP server's 431."""
     statuses = {k.status for k in _kinds()} - {Kinds.NOT_SUPPORTED.status}
     if not op.reads_body:
         statuses -= _BODY_ONLY
-    return sorted(statuses | {_HEAD_TOO_LARGE})
+    return sorted(statuses | {k.status for k in op.refusals} | {_HEAD_TOO_LARGE})
 
 
 _REQUEST_ID = {"x-cls-requestid": {"required": True, "schema": {"type": "string"},

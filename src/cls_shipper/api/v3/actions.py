@@ -265,8 +265,10 @@ def retry_shipper_task(call: Call, q: p.RetryShipperTask) -> dict[str, Any]:
 
 async def upload_log(call: Call, q: p.UploadLog) -> dict[str, Any]:
     # UploadLog's body is always a protobuf LogGroupList; the SDK labels it octet-stream.
+    # X-CLS-HashKey (deprecated in the docs, still sent) picks the partition, as on the
+    # legacy endpoint.
     await logs.upload(call.ctx, q.TopicId, call.body, "application/x-protobuf",
-                        q.CompressType, call.client_ip)
+                      q.CompressType, call.client_ip, q.HashKey)
     return {}
 
 

@@ -1,8 +1,9 @@
 """The API 3.0 consumer-group actions, as the legacy SDK's `YunApiLogClient` sends them
 (CreateConsumerGroup, ModifyConsumerGroup, DeleteConsumerGroup, DescribeConsumerGroups,
-CommitConsumerOffsets, DescribeConsumerOffsets, SendConsumerHeartbeat): parameter models
-and the mapping onto `service/consumers.py`, where every rule is. Kept apart from the
-shipping actions' table, which the transport consults first."""
+CommitConsumerOffsets, DescribeConsumerOffsets, SendConsumerHeartbeat), and the partition
+actions (DescribePartitions, SplitPartition, MergePartition): parameter models and the
+mapping onto `service/consumers.py` and `service/topics.py`, where every rule is. Kept apart
+from the shipping actions' table, which the transport consults first."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from cls_shipper.api.v3.actions import Action, Call
 from cls_shipper.api.v3.params import Int64, Params
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.model.partitions import MAX_PARTITIONS
-from cls_shipper.service import consumers
+from cls_shipper.service import consumers, topics
+from cls_shipper.timefmt import format_legacy
 
 MAX_TOPICS = consumers.MAX_TOPICS_PER_GROUP
 TopicList = Annotated[list[str], Field(max_length=MAX_TOPICS)]
@@ -89,6 +91,43 @@ class SendConsumerHeartbeat(Params):
     PartitionStrategy: Int64 | None = None
 
 
+class DescribePartitions(Params):
+    TopicId: str
+
+
+class SplitPartition(Params):
+    TopicId: str
+    PartitionId: Int64
+    SplitKey: str | None = None
+    Number: Int64 | None = None
+
+
+class MergePartition(Params):
+    TopicId: str
+    PartitionId: Int64
+
+
+def describe_partitions(call: Call, q: DescribePartitions) -> dict[str, Any]:
+    zone = call.ctx.zone
+    return {"Partitions": [{
+        "PartitionId": p.partition_id, "Status": "readwrite" if p.writable else "readonly",
+        "InclusiveBeginKey": p.begin_key, "ExclusiveEndKey": p.end_key,
+        "CreateTime": format_legacy(p.created_ms, zone),
+        "LastWriteTime": None if p.last_write_ms is None
+        else format_legacy(p.last_write_ms, zone)}
+        for p in topics.describe_partitions(call.ctx, q.TopicId)]}
+
+
+def split_partition(call: Call, q: SplitPartition) -> dict[str, Any]:
+    topics.refuse_partition_change(call.ctx, "SplitPartition", q.TopicId)
+    return {}
+
+
+def merge_partition(call: Call, q: MergePartition) -> dict[str, Any]:
+    topics.refuse_partition_change(call.ctx, "MergePartition", q.TopicId)
+    return {}
+
+
 def create_consumer_group(call: Call, q: CreateConsumerGroup) -> dict[str, Any]:
     consumers.create_group(call.ctx, q.LogsetId, q.ConsumerGroup, q.Timeout, q.Topics)
     return {}
@@ -143,4 +182,7 @@ CONSUMER_ACTIONS: dict[str, Action] = {
     "CommitConsumerOffsets": Action(CommitConsumerOffsets, commit_consumer_offsets),
     "DescribeConsumerOffsets": Action(DescribeConsumerOffsets, describe_consumer_offsets),
     "SendConsumerHeartbeat": Action(SendConsumerHeartbeat, send_consumer_heartbeat),
+    "DescribePartitions": Action(DescribePartitions, describe_partitions),
+    "SplitPartition": Action(SplitPartition, split_partition),
+    "MergePartition": Action(MergePartition, merge_partition),
 }
