@@ -3,8 +3,11 @@ official SDK sends them) through HTTP into a running server, beside the decode-o
 (decompress + protobuf parse) of the same bodies in the same run.
 
     .venv/bin/python bench/ingest.py [--seconds 5] [--connections 16] [--endpoint URL]
+                                     [--metrics on|off]
 
-Without --endpoint a server is started on a temporary data dir (`serve --workers 0`). The
+Without --endpoint a server is started on a temporary data dir (`serve --workers 0`, with
+Prometheus metrics collected unless `--metrics off`: run both, alternating, to see what
+collecting them costs). The
 client is a minimal asyncio HTTP/1.1 keep-alive client sending pre-signed requests (the
 q-sign signature does not cover the body), so the client's own CPU stays small on a 2-core
 machine and the figure is the server's.
@@ -142,6 +145,8 @@ def main() -> None:
     parser.add_argument("--bodies", type=int, default=16)
     parser.add_argument("--logs", type=int, default=1000)
     parser.add_argument("--endpoint", help="an already running server (default: start one)")
+    parser.add_argument("--metrics", choices=["on", "off"], default="on",
+                        help="whether the started server collects metrics (default on)")
     args = parser.parse_args()
 
     rng = random.Random(7)
@@ -157,7 +162,10 @@ def main() -> None:
     endpoint = args.endpoint
     if endpoint is None:
         server = ServerProcess(Path(tempfile.mkdtemp(prefix="cls-bench-")),
-                               args=["--workers", "0"]).start()
+                               args=["--workers", "0",
+                                     "--metrics" if args.metrics == "on" else "--no-metrics"]
+                               ).start()
+        print(f"server metrics: {args.metrics}")
         endpoint = server.base_url
     try:
         client = LegacyClient(endpoint)

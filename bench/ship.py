@@ -13,9 +13,12 @@ same run, the baselines:
 
 Throughput is per CPU-second of this process (time.process_time), so a busy neighbour on the
 shared cores does not distort it; MB are 10^6 bytes of the window's raw JSON lines. Scaling
-with worker processes is bench/scale.py's job. Usage:
+with worker processes is bench/scale.py's job. `--metrics on` (the default, as a server
+runs) counts each shipped window in the Prometheus metrics as a worker does (multiprocess
+files in a temporary directory); `--metrics off` does not: run both, alternating, to see
+what collecting them costs. Usage:
 
-    .venv/bin/python bench/ship.py [--mb 100]
+    .venv/bin/python bench/ship.py [--mb 100] [--metrics on|off]
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from cls_shipper import metrics
 from cls_shipper.model.shipper import ContentInfo, ShipperConfig
 from cls_shipper.service import Context, logsets, topics
 from cls_shipper.settings import Settings
@@ -80,8 +84,10 @@ def ship_once(db_url: str, sink_url: str, topic: str, content: ContentInfo,
               codec: str) -> tuple[ledger.Outcome, float, float]:
     db = open_database(db_url, run_migrations=False)
     sink = open_sink(sink_url)
+    task = task_for(topic, content, codec)
     wall, cpu = time.perf_counter(), time.process_time()
-    outcome = worker.ship(db, sink, task_for(topic, content, codec))
+    outcome = worker.ship(db, sink, task)
+    worker.count_shipped(task, outcome)  # what a worker counts per window (none when off)
     result = outcome, time.process_time() - cpu, time.perf_counter() - wall
     db.dispose()
     return result
@@ -108,6 +114,8 @@ def rss_growth(db_url: str, sink_url: str, topic: str) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mb", type=float, default=100.0, help="window size, MB of JSON lines")
+    parser.add_argument("--metrics", choices=["on", "off"], default="on",
+                        help="count shipped windows in the metrics, as a worker does")
     parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -115,6 +123,9 @@ def main() -> None:
         return
 
     work = Path(tempfile.mkdtemp(prefix="cls-bench-ship-"))
+    if args.metrics == "on":
+        (work / "metrics").mkdir()
+        metrics.enable(work / "metrics", worker=True)
     try:
         db_url = f"sqlite:///{work / 'bench.db'}"
         sink_url = (work / "buckets").as_uri()
@@ -127,7 +138,7 @@ def main() -> None:
         records = len(chunks) * 1000
         mb = len(raw) / MB
         stored = sum(len(c) for c in chunks) / MB
-        print(f"C extension (cls_shipper._wire): {wire_status()}")
+        print(f"C extension (cls_shipper._wire): {wire_status()}; metrics: {args.metrics}")
         print(f"window: {records:,} records, {mb:.1f} MB of JSON lines, "
               f"{stored:.0f} MB stored (LZ4 chunks in SQLite)\n")
         print(f"{'format+codec':<16}{'ship MB/s':>10}{'rec/s':>10}{'codec alone':>13}"

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=9400, ge=0, le=65535)
+    # The operations endpoints (/healthz, /readyz, /metrics) on a listener of their own, so
+    # they need not be reachable where the API is; None: on `port` with the API (a worker or
+    # scheduler node serves only them there).
+    ops_port: int | None = Field(default=None, ge=0, le=65535)
+    ops_host: str | None = None  # default: `host`
+    # Prometheus metrics at /metrics; off removes their cost (measured: docs/benchmarks.md).
+    metrics: bool = True
     data_dir: Path = Path("./data")
     timezone: str = "Asia/Shanghai"
     # Lowest accepted shipper interval in seconds. At the spec's 300 only whole minutes from
@@ -119,6 +126,14 @@ class Settings(BaseSettings):
     notify_timeout_seconds: float = Field(default=10.0, gt=0)
     # Events waiting for delivery, at most; beyond it the oldest are dropped (logged, counted).
     notify_max_pending: int = Field(default=10_000, ge=1)
+
+    @model_validator(mode="after")
+    def _ops_port_is_another(self) -> Settings:
+        if self.ops_port is not None and self.ops_port != 0 and self.ops_port == self.port \
+                and (self.ops_host or self.host) == self.host:
+            raise ValueError(f"ops_port ({self.ops_port}) must differ from port: it moves the "
+                             "operations endpoints to a listener of their own")
+        return self
 
     @model_validator(mode="after")
     def _buffer_holds_an_upload(self) -> Settings:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -10,10 +10,13 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute
 
+from cls_shipper import metrics
 from cls_shipper.api import legacy, v3
 from cls_shipper.api.console import CONSOLE_ROUTES
 from cls_shipper.api.http import error_response
+from cls_shipper.api.http_metrics import HttpMetricsMiddleware
 from cls_shipper.api.middleware import RequestIdMiddleware
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.service import Context
@@ -38,8 +41,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return error_response(Kinds.INVALID_PARAM, str(exc.detail))
 
 
-def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
-    """The application. With `ctx` None the database is opened (and migrated) on start-up."""
+def create_app(settings: Settings, ctx: Context | None = None,
+               ops_routes: Sequence[BaseRoute] = ()) -> Starlette:
+    """The application. With `ctx` None the database is opened (and migrated) on start-up.
+    `ops_routes`: the operations endpoints, when they share the API's listener."""
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -52,10 +57,16 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
             if own:
                 app.state.ctx.db.dispose()
 
+    middleware = [Middleware(RequestIdMiddleware)]
+    measured = metrics.current()
+    if measured is not None:  # outermost: it sees the 500 RequestIdMiddleware answers
+        middleware.insert(0, Middleware(HttpMetricsMiddleware, metrics=measured, surfaces=[
+            ("legacy", legacy.ROUTES), ("v3", v3.ROUTES), ("ops", ops_routes),
+            ("console", CONSOLE_ROUTES)]))
     app = Starlette(
-        # legacy first: it holds upload, the hot path; the console last
-        routes=[*legacy.ROUTES, *v3.ROUTES, *CONSOLE_ROUTES],
-        middleware=[Middleware(RequestIdMiddleware)],
+        # Legacy first: it holds upload, the hot path; the console last.
+        routes=[*legacy.ROUTES, *v3.ROUTES, *ops_routes, *CONSOLE_ROUTES],
+        middleware=middleware,
         exception_handlers={ServiceError: _service_error, HTTPException: _http_error},
         lifespan=lifespan,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -12,12 +13,15 @@ import time
 from collections.abc import Generator
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
+from starlette.applications import Starlette
 
+from cls_shipper import metrics as metric_store
 from cls_shipper.api.app import create_app
+from cls_shipper.api.ops import Ops, create_ops_app
 from cls_shipper.auth import keys as key_store
 from cls_shipper.cli import demo as demo_module
 from cls_shipper.cli.client import find_credentials
@@ -126,6 +130,12 @@ def serve(
         help="The certificate's private key (PEM, unencrypted).")] = None,
     ssl_ca_certs: Annotated[Path | None, typer.Option(
         help="Require client certificates signed by these CAs (PEM).")] = None,
+    ops_port: Annotated[int | None, typer.Option(
+        help="Serve /healthz, /readyz and /metrics on this port instead of --port.")] = None,
+    ops_host: Annotated[str | None, typer.Option(
+        help="Address of the --ops-port listener (default: --host).")] = None,
+    metrics: Annotated[bool | None, typer.Option(
+        help="Collect Prometheus metrics for /metrics (default on).")] = None,
     config: ConfigFile = None,
     demo: Annotated[bool, typer.Option(help="Also run the demo: generated nginx logs "
                                        "shipped every few seconds.")] = False,
@@ -139,55 +149,91 @@ def serve(
                              grace_period=grace_period, check_destination=check_destination,
                              log_format=log_format, access_log=access_log,
                              ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-                             ssl_ca_certs=ssl_ca_certs)
+                             ssl_ca_certs=ssl_ca_certs, ops_port=ops_port, ops_host=ops_host,
+                             metrics=metrics)
     node_id = node_id_of()
     configure_logging(settings, node=node_id)
     try:
-        tls = tls_options(settings) if settings.role in ("all", "api") else {}
+        # Every role's --port (a worker's and a scheduler's serve the operations endpoints).
+        tls = tls_options(settings)
     except SettingsError as exc:
         log.critical("cannot start: %s", exc.message)
         raise typer.Exit(2) from None
     # Files the server creates are this user's only: SQLite creates its -wal and -shm files
     # (and the local buckets their objects) with the process umask.
     os.umask(0o077)
+    # Before anything counts: worker processes inherit the directory, and a restart starts
+    # from a fresh one rather than adding to the counts of a previous run.
+    metrics_dir = metric_store.new_directory() if settings.metrics else None
+    if metrics_dir is not None:
+        metric_store.enable(metrics_dir)
     ctx = prepare(settings)
-    engine = Engine(settings, ctx.db, node_id=node_id)
+    engine = Engine(settings, ctx.db, node_id=node_id, metrics_dir=metrics_dir)
     stopper = _Stopper(engine)
     signal.signal(signal.SIGTERM, stopper)
     signal.signal(signal.SIGINT, stopper)
     stop = threading.Event()  # the demo's
     engine.start()
     try:
-        if settings.role in ("all", "api"):
-            if demo:
-                secret_id, secret_key = find_credentials(settings.secret_id, settings.secret_key,
-                                                         settings.data_dir)
-                threading.Thread(target=demo_module.run, daemon=True, name="demo",
-                                 args=(settings, secret_id, secret_key, stop)).start()
-            app = create_app(settings, ctx)
-            server = _Server(uvicorn.Config(
-                app, host=settings.host, port=settings.port,
-                http=header_limited(settings.max_header_bytes), log_level=settings.log_level,
-                # Our formatter for uvicorn's loggers; our access log (the middleware's) in
-                # place of uvicorn's, which quotes query strings.
-                log_config=None, access_log=False, **tls,
-                timeout_graceful_shutdown=max(1, int(settings.grace_period))))
-            stopper.server = server
-            server.run()
-        else:
-            # A worker or scheduler node has no HTTP surface: run until told to stop. It is
-            # ready once its row is in the node registry (`cls-shipper status` shows it).
-            if engine.heartbeat is not None:
-                engine.heartbeat.registered.wait(30)
-            log.info("node %s ready (role %s)", engine.node_id, settings.role)
-            # Polled rather than an Event.wait: the handler must not take a lock the main
-            # thread might hold at that moment.
-            while not stopper.signals:
-                time.sleep(0.2)
+        if demo and settings.role in ("all", "api"):
+            secret_id, secret_key = find_credentials(settings.secret_id, settings.secret_key,
+                                                     settings.data_dir)
+            threading.Thread(target=demo_module.run, daemon=True, name="demo",
+                             args=(settings, secret_id, secret_key, stop)).start()
+        stopper.attach([_Server(_uvicorn_config(settings, app, host, port,
+                                                tls if secure else {}))
+                        for app, host, port, secure in listeners(settings, ctx, engine)])
+        log.info("node %s serving (role %s): %s", engine.node_id, settings.role,
+                 ", ".join(f"{s.config.host}:{s.config.port}" for s in stopper.servers))
+        _run_servers(stopper.servers)
     finally:
         stop.set()
         engine.stop()
+        if metrics_dir is not None:
+            metric_store.remove_directory(metrics_dir)
     log.info("node %s stopped cleanly", engine.node_id)
+
+
+def listeners(settings: Settings, ctx: Context,
+              engine: Engine) -> list[tuple[Starlette, str, int, bool]]:
+    """What this node serves where, and whether with the TLS settings: API nodes the APIs on
+    --port, with the operations endpoints there too unless --ops-port gives them their own
+    listener; worker and scheduler nodes only the operations endpoints, on --ops-port if
+    set, else --port. --port has TLS when it is configured; --ops-port is plain HTTP, for
+    probes and Prometheus on an internal address."""
+    ops = Ops(ctx, engine)
+    separate = settings.ops_port is not None
+    served: list[tuple[Starlette, str, int, bool]] = []
+    if settings.role in ("all", "api"):
+        served.append((create_app(settings, ctx, () if separate else ops.routes()),
+                       settings.host, settings.port, True))
+    if separate:
+        served.append((create_ops_app(ops), settings.ops_host or settings.host,
+                       settings.ops_port or 0, False))
+    elif settings.role not in ("all", "api"):
+        served.append((create_ops_app(ops), settings.host, settings.port, True))
+    return served
+
+
+def _uvicorn_config(settings: Settings, app: Starlette, host: str, port: int,
+                    tls: dict[str, Any]) -> uvicorn.Config:
+    return uvicorn.Config(
+        app, host=host, port=port,
+        http=header_limited(settings.max_header_bytes), log_level=settings.log_level,
+        # Our formatter for uvicorn's loggers; our access log (the middleware's) in place of
+        # uvicorn's, which quotes query strings.
+        log_config=None, access_log=False, **tls,
+        timeout_graceful_shutdown=max(1, int(settings.grace_period)))
+
+
+def _run_servers(servers: list[_Server]) -> None:
+    """Every listener in one event loop; returns when all have stopped."""
+
+    async def serve_all() -> None:
+        await asyncio.gather(*(server.serve() for server in servers))
+
+    with asyncio.Runner(loop_factory=servers[0].config.get_loop_factory()) as runner:
+        runner.run(serve_all())
 
 
 class _Server(uvicorn.Server):
@@ -213,9 +259,16 @@ class _Stopper:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.server: uvicorn.Server | None = None
+        self.servers: list[_Server] = []
         self.signals = 0
         self.first_at = 0.0
+
+    def attach(self, servers: list[_Server]) -> None:
+        """The listeners to stop; a signal that came while they were being built stops them
+        as soon as they run."""
+        for server in servers:
+            server.should_exit = bool(self.signals)
+        self.servers = servers
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         del frame
@@ -227,7 +280,7 @@ class _Stopper:
         log.info("%s: %s", signal.Signals(signum).name,
                  "stopping" if self.signals == 1 else "hurrying the stop")
         self.engine.request_stop()
-        if self.server is not None:
-            self.server.should_exit = True
+        for server in self.servers:
+            server.should_exit = True
             if self.signals > 1:
-                self.server.force_exit = True
+                server.force_exit = True

@@ -13,6 +13,9 @@ import binascii
 import threading
 from dataclasses import dataclass
 
+from prometheus_client import Counter
+
+from cls_shipper import metrics
 from cls_shipper.errors import Kinds, ServiceError, invalid, missing
 from cls_shipper.ingest import readback
 from cls_shipper.ingest.decode import DecodedUpload, decode_upload
@@ -64,16 +67,53 @@ async def upload(ctx: Context, topic_id: str | None, body: bytes, content_type: 
     application/json; compressed per `compress_type`) into the partition `hash_key` falls in
     (`x-cls-hashkey`; at most MAX_HASH_KEY characters). Returns after the commit; raises
     ServiceError for anything refused, in which case nothing is stored."""
-    topic = _check_topic_id(topic_id)
-    if hash_key is not None and len(hash_key) > MAX_HASH_KEY:
-        raise invalid(f"x-cls-hashkey must be at most {MAX_HASH_KEY} characters")
-    if len(body) > OFFLOAD_BYTES:
-        decoded = await asyncio.to_thread(decode_upload, body, content_type, compress_type)
-    else:
-        decoded = decode_upload(body, content_type, compress_type)
-    future = chunk_store.writer_for(ctx.db).submit(_chunk(topic, decoded, client_ip, hash_key))
-    done = await asyncio.wrap_future(future)
+    try:
+        topic = _check_topic_id(topic_id)
+        if hash_key is not None and len(hash_key) > MAX_HASH_KEY:
+            raise invalid(f"x-cls-hashkey must be at most {MAX_HASH_KEY} characters")
+        if len(body) > OFFLOAD_BYTES:
+            decoded = await asyncio.to_thread(decode_upload, body, content_type, compress_type)
+        else:
+            decoded = decode_upload(body, content_type, compress_type)
+        future = chunk_store.writer_for(ctx.db).submit(_chunk(topic, decoded, client_ip,
+                                                              hash_key))
+        done = await asyncio.wrap_future(future)
+    except ServiceError as exc:
+        _count_refusal(topic_id, exc)
+        raise
+    if metrics.current() is not None:  # once per upload: never a metric call per record
+        _count_upload(done.topic_id, done.record_count, len(body))
     return UploadResult(done.topic_id, done.first_offset, done.record_count, done.ingest_ms)
+
+
+# Each topic's two ingest counters (their label children), so an upload counts with one
+# dictionary lookup and no `labels()` call. Bounded: ids past metrics.MAX_IDS share `_other`.
+_upload_counters: dict[str, tuple[Counter, Counter]] = {}
+
+
+def _count_upload(topic_id: str, records: int, size: int) -> None:
+    counters = _upload_counters.get(topic_id)
+    if counters is None:
+        measured = metrics.current()
+        assert measured is not None
+        label = measured.topic_ids(topic_id)
+        counters = (measured.ingested_records.labels(label),
+                    measured.ingested_bytes.labels(label))
+        if label != metrics.OTHER:
+            _upload_counters[topic_id] = counters
+    counters[0].inc(records)
+    counters[1].inc(size)
+
+
+def _count_refusal(topic_id: str | None, exc: ServiceError) -> None:
+    measured = metrics.current()
+    if measured is None:
+        return
+    # The topic id is the client's text: a label only once the topic has accepted an upload
+    # here, so refusals cannot mint series for made-up ids.
+    known = topic_id is not None and measured.topic_ids.known(topic_id)
+    measured.upload_refusals.labels(topic_id if known else "_unknown",
+                                    exc.kind.legacy_code).inc()
 
 
 # --- Read-back -------------------------------------------------------------------------------

@@ -809,3 +809,51 @@ def queue_summary(conn: Connection, now: int) -> QueueSummary:
     oldest = conn.execute(select(func.min(tasks.c.range_start_ms)).where(waiting)).scalar()
     return QueueSummary(_count_by_status(conn), int(due),
                         None if oldest is None else int(oldest))
+
+
+@dataclass(frozen=True, slots=True)
+class ShipperGauge:
+    """A shipper's ledger state at one moment, for the metrics."""
+
+    shipper_id: str
+    topic_id: str
+    windows: dict[TaskStatus, int]  # wait, running, failed (success is not counted)
+    shipped_until_ms: int  # end of the newest window shipped with nothing pending before it
+    oldest_failed_ms: int | None  # start of the oldest failed window
+    blocked: bool
+
+
+_PENDING = (TaskStatus.WAIT, TaskStatus.RUNNING, TaskStatus.FAILED)
+
+
+def shipper_gauges(conn: Connection) -> list[ShipperGauge]:
+    """Every effective shipper's pending windows, in one query: the shippers (bounded by the
+    quotas) joined to their unfinished tasks grouped by status, through the status index
+    (finished tasks, the ledger's bulk, are never read). A shipper whose cut windows all
+    shipped has shipped up to its cursor, the end of the newest window cut."""
+    pending = (select(tasks.c.shipper_id, tasks.c.status, func.count().label("n"),
+                      func.min(tasks.c.range_start_ms).label("oldest"))
+               .where(tasks.c.status.in_(_PENDING))
+               .group_by(tasks.c.shipper_id, tasks.c.status).subquery())
+    rows = conn.execute(
+        select(shippers.c.shipper_id, shippers.c.topic_id, shippers.c.next_window_ms,
+               shippers.c.blocked_since_ms, pending.c.status, pending.c.n, pending.c.oldest)
+        .select_from(shippers.outerjoin(pending,
+                                        pending.c.shipper_id == shippers.c.shipper_id))
+        .where(shippers.c.effective.is_(True))).all()
+    found: dict[str, tuple[Any, dict[TaskStatus, int], dict[TaskStatus, int]]] = {}
+    for row in rows:
+        shipper = found.setdefault(row.shipper_id,
+                                   (row, dict.fromkeys(_PENDING, 0), {}))
+        if row.status is not None:
+            status = TaskStatus(row.status)
+            shipper[1][status] = int(row.n)
+            shipper[2][status] = int(row.oldest)
+    result = []
+    for row, counts, oldest in found.values():
+        unfinished = list(oldest.values())
+        result.append(ShipperGauge(
+            row.shipper_id, row.topic_id, counts,
+            min(unfinished) if unfinished else int(row.next_window_ms),
+            oldest.get(TaskStatus.FAILED), row.blocked_since_ms is not None))
+    return result

@@ -21,7 +21,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, delete, insert, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
@@ -73,6 +83,7 @@ class Heartbeat(threading.Thread):
         self._lease_prefix = lease_prefix
         self._halt = threading.Event()
         self.registered = threading.Event()
+        self.last_beat_ms = 0  # when the row was last written
 
     def beat(self) -> None:
         now = now_ms()
@@ -88,6 +99,7 @@ class Heartbeat(threading.Thread):
                     node_id=self.node.node_id, role=self.node.role,
                     parent_id=self.node.parent_id, host=socket.gethostname(), pid=os.getpid(),
                     started_ms=now, **{"current_task_id": None, **values}))
+        self.last_beat_ms = now
         self.registered.set()
 
     def run(self) -> None:
@@ -190,3 +202,10 @@ class Leadership:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+def children_registered(db: Database, node_id: str) -> int:
+    """How many processes of node `node_id` (its worker processes) are in the registry."""
+    with db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(nodes)
+                                .where(nodes.c.parent_id == node_id)).scalar_one())

@@ -18,10 +18,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from cls_shipper import metrics
 from cls_shipper.logformat import configure_logging
 from cls_shipper.settings import Settings
 from cls_shipper.shipping import ledger, scheduler, worker
@@ -70,7 +72,8 @@ def _die_with_parent() -> bool:
         return False
 
 
-def _worker_main(settings_json: str, worker_id: str, parent_pid: int, parent_id: str) -> None:
+def _worker_main(settings_json: str, worker_id: str, parent_pid: int, parent_id: str,
+                 metrics_dir: str | None = None) -> None:
     """Entry point of a worker process.
 
     The main thread only watches; a thread ships. So signals are handled at once even while
@@ -79,6 +82,8 @@ def _worker_main(settings_json: str, worker_id: str, parent_pid: int, parent_id:
     more, finish the task in hand within the grace period, else hand it back. A second
     SIGTERM, or a server that is gone (nobody waits for this process), hands it back now."""
     settings = Settings.model_validate_json(settings_json)
+    if metrics_dir is not None:
+        metrics.enable(Path(metrics_dir), worker=True)
     # Same format and fields as the server's lines; `node` is this worker's id.
     configure_logging(settings, node=worker_id)
     terms: list[float] = []
@@ -156,7 +161,10 @@ class Engine:
     leadership: Leadership | None = None
     notifier: Notifier | None = None
     heartbeat: Heartbeat | None = None
+    # Where this node's processes write their metrics; None: metrics are off.
+    metrics_dir: Path | None = None
     _stop_requests: int = 0
+    _reaped: set[int] = field(default_factory=set)
 
     def start(self) -> None:
         role = self.settings.role
@@ -178,10 +186,11 @@ class Engine:
         if role in ("all", "worker"):
             spawn = multiprocessing.get_context("spawn")
             payload = self.settings.model_dump_json()
+            directory = None if self.metrics_dir is None else str(self.metrics_dir)
             for index in range(self.settings.workers):
                 proc = spawn.Process(target=_worker_main, name=f"worker-{index}", daemon=True,
                                      args=(payload, f"{self.node_id}/w{index}", os.getpid(),
-                                           self.node_id))
+                                           self.node_id, directory))
                 proc.start()
                 self.processes.append(proc)
         leadership = self.leadership
@@ -217,8 +226,27 @@ class Engine:
                 proc.join(5)
         for thread in self.threads:
             thread.join(max(STOP_MARGIN_SECONDS, deadline - time.monotonic()))
+        self.exited_workers()
         if self.heartbeat is not None:
             self.heartbeat.stop()
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_event.is_set()
+
+    def exited_workers(self) -> list[str]:
+        """The worker processes that are no longer running, described; each one's live
+        metrics are dropped the first time it is seen gone."""
+        gone = []
+        for proc in self.processes:
+            if proc.is_alive():
+                continue
+            gone.append(f"worker process {proc.name} (pid {proc.pid}) exited with code "
+                        f"{proc.exitcode}")
+            if proc.pid is not None and proc.pid not in self._reaped:
+                self._reaped.add(proc.pid)
+                metrics.process_exited(proc.pid)
+        return gone
 
     def status(self) -> dict[str, Any]:
         return {"node_id": self.node_id,

@@ -7,15 +7,17 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from cls_shipper import logctx
+from cls_shipper import logctx, metrics
 from cls_shipper.errors import ShippingError
 from cls_shipper.formats.encoder import Chunk, encode_window
 from cls_shipper.ingest.decode import decompress
 from cls_shipper.model.naming import ObjectNaming
 from cls_shipper.model.objects import ObjectWriter, ShippedObject
+from cls_shipper.model.task import TaskStatus
 from cls_shipper.shipping import ledger, probing
 from cls_shipper.sinks import Sink
 from cls_shipper.store import Database
@@ -129,6 +131,9 @@ class _LeaseKeeper(threading.Thread):
             try:
                 if not ledger.renew(self.db, self.task, now_ms(), self.lease_ms):
                     self.lost = True
+                    measured = metrics.current()
+                    if measured is not None:
+                        measured.lease_renewals_lost.inc()
                     return
             except Exception:
                 log.warning("lease renewal failed for %s", self.task.task_id, exc_info=True)
@@ -145,8 +150,12 @@ def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,
             stopping: Stopping | None = None) -> bool:
     """Claim and run one due task; False when there was none."""
     stopping = stopping or Stopping()
+    measured = metrics.current()
+    started = time.perf_counter()
     task = ledger.claim(db, worker_id, now_ms(), settings.lease_ms,
                        max_attempts=settings.policy.max_attempts)
+    if measured is not None:
+        measured.claim_seconds.observe(time.perf_counter() - started)
     if task is None:
         return False
     stopping.in_hand = task
@@ -167,6 +176,7 @@ def _run_claimed(db: Database, sink: Sink, task: ledger.Claimed, settings: Worke
     except _Abandoned:
         keeper.done.set()
         released = ledger.release(db, task, now_ms())
+        _count_attempt(task, "released" if released else "lease_lost", "")
         log.info("task %s (%s) %s: the worker is stopping", task.task_id, task.shipper_id,
                  "released" if released else "not released (lease already lost)")
         return
@@ -178,13 +188,41 @@ def _run_claimed(db: Database, sink: Sink, task: ledger.Claimed, settings: Worke
             log.exception("task %s failed unexpectedly", task.task_id)
             failure = ShippingError.unexpected(exc)
         status = ledger.fail(db, task, now_ms(), failure, settings.policy)
+        _count_attempt(task, "lease_lost" if status is None else
+                       "retry" if status is TaskStatus.WAIT else "failed", str(int(failure.code)))
         log.warning("task %s (%s) attempt %d: %s -> %s", task.task_id, task.shipper_id,
                     task.attempts, failure.message, status or "lease lost")
         return
     keeper.done.set()
-    if not ledger.succeed(db, task, now_ms(), outcome):
+    if ledger.succeed(db, task, now_ms(), outcome):
+        count_shipped(task, outcome)
+    else:
+        _count_attempt(task, "lease_lost", "")
         log.warning("task %s finished after its lease was lost; the new owner's outcome "
                     "stands (objects are identical)", task.task_id)
+
+
+def _count_attempt(task: ledger.Claimed, outcome: str, code: str) -> None:
+    measured = metrics.current()
+    if measured is not None:
+        measured.attempts.labels(measured.shipper_ids(task.shipper_id), outcome, code).inc()
+
+
+def count_shipped(task: ledger.Claimed, outcome: ledger.Outcome) -> None:
+    """What a window recorded as shipped read and wrote: counted once, by the worker whose
+    outcome the ledger kept, so the counters add up to the ledger's records."""
+    measured = metrics.current()
+    if measured is None:
+        return
+    shipper = measured.shipper_ids(task.shipper_id)
+    measured.attempts.labels(shipper, "success", "").inc()
+    measured.records_read.labels(shipper).inc(
+        outcome.records + outcome.records_filtered + outcome.records_rejected)
+    measured.bytes_read.labels(shipper).inc(outcome.bytes_in)
+    measured.records_shipped.labels(shipper).inc(outcome.records)
+    measured.records_rejected.labels(shipper).inc(outcome.records_rejected)
+    measured.bytes_written.labels(shipper).inc(outcome.bytes_out)
+    measured.objects_written.labels(shipper).inc(len(outcome.objects))
 
 
 def run_loop(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,

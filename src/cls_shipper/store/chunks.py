@@ -14,6 +14,7 @@ import functools
 import logging
 import queue
 import threading
+import time
 import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -23,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from cls_shipper import metrics
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.model import partitions
 from cls_shipper.model.task import TaskStatus
@@ -196,6 +198,8 @@ class ChunkWriter:
         self._max_batch = max_batch
         self._max_bytes = max_bytes
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
+        # Why the last commit failed (None: it succeeded): what readiness reports.
+        self.last_failure: str | None = None
         self._thread = threading.Thread(target=self._run, name="cls-chunk-writer", daemon=True)
         self._thread.start()
 
@@ -235,7 +239,14 @@ class ChunkWriter:
             if live:
                 self._commit(live)
 
+    def healthy(self) -> str | None:
+        """None if the writer can commit; otherwise why not."""
+        if not self._thread.is_alive():
+            return "the ingest writer thread has stopped"
+        return self.last_failure
+
     def _commit(self, batch: list[_Pending]) -> None:
+        started = time.perf_counter()
         try:
             results = append_chunks(self._db, [p.chunk for p in batch])
         except SQLAlchemyError as exc:
@@ -247,6 +258,7 @@ class ChunkWriter:
                 reason = type(exc).__name__
                 log.exception("committing %d uploads failed", len(batch))
             failure = ServiceError(Kinds.INTERNAL, f"the log store could not commit: {reason}")
+            self.last_failure = failure.message
             for pending in batch:
                 pending.future.set_exception(failure)
             return
@@ -255,6 +267,11 @@ class ChunkWriter:
             for pending in batch:
                 pending.future.set_exception(exc)
             return
+        self.last_failure = None
+        measured = metrics.current()
+        if measured is not None:
+            measured.commit_batch.observe(len(batch))
+            measured.commit_seconds.observe(time.perf_counter() - started)
         for pending, result in zip(batch, results, strict=True):
             if isinstance(result, ServiceError):
                 pending.future.set_exception(result)
@@ -273,6 +290,13 @@ def writer_for(db: Database) -> ChunkWriter:
         if writer is None:
             writer = _writers[db] = ChunkWriter(db)
         return writer
+
+
+def writer_health(db: Database) -> str | None:
+    """None if the database's ingest writer can commit (or has not been needed yet)."""
+    with _writers_lock:
+        writer = _writers.get(db)
+    return None if writer is None else writer.healthy()
 
 
 def append(db: Database, chunk: NewChunk) -> Appended:
@@ -346,6 +370,21 @@ def topic_head(conn: Connection, topic_id: str) -> int | None:
     value = conn.execute(select(topics.c.next_offset)
                          .where(topics.c.topic_id == topic_id)).scalar()
     return None if value is None else int(value)
+
+
+def topic_heads(conn: Connection) -> dict[str, int]:
+    """Every topic's next offset (topics are bounded by the quotas)."""
+    return {topic_id: int(head) for topic_id, head in
+            conn.execute(select(topics.c.topic_id, topics.c.next_offset))}
+
+
+def retained_bytes(conn: Connection) -> dict[str, int]:
+    """Bytes of stored chunks per topic, as stored. The payload's length comes from its header
+    (PostgreSQL's TOAST pointer, SQLite's record header), never its content, but every chunk
+    row is visited: callers cache it (see service/scrape.py)."""
+    return {topic_id: int(size or 0) for topic_id, size in conn.execute(
+        select(log_chunks.c.topic_id, func.sum(func.length(log_chunks.c.payload)))
+        .group_by(log_chunks.c.topic_id))}
 
 
 def read_from(db: Database, topic_id: str, offset: int, max_records: int,

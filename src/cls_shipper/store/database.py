@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.pool import NullPool
 
@@ -224,3 +227,18 @@ def open_database(url: str, *, run_migrations: bool = True, pool: PoolSize = API
     if run_migrations:
         migrate(engine)
     return Database(engine)
+
+
+def schema_current(db: Database) -> bool:
+    """Whether the database's schema is at this version's newest migration (a node started
+    by an older version, or whose database was restored from an older backup, is not)."""
+    with db.read() as conn:
+        return set(MigrationContext.configure(conn).get_current_heads()) == _heads()
+
+
+@functools.cache
+def _heads() -> frozenset[str]:
+    """The newest migrations this version ships (read from the scripts once)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return frozenset(ScriptDirectory.from_config(cfg).get_heads())
