@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ import lz4.block
 import orjson
 import zstandard
 from google.protobuf.message import DecodeError, Message
+from zlib_ng import zlib_ng
 
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.ingest import cls_pb
@@ -165,7 +165,7 @@ def _inflate_members(view: memoryview, size_hint: int | None) -> bytes | None:
         if members > MAX_MEMBERS:
             raise _too_many("deflate", "zlib streams or gzip members")
         start = pos
-        inflater = zlib.decompressobj(47)  # 32 + 15: a zlib or a gzip header, detected
+        inflater = zlib_ng.decompressobj(47)  # 32 + 15: a zlib or a gzip header, detected
         while not inflater.eof:
             if pos >= len(view):
                 if members == 1:
@@ -174,7 +174,7 @@ def _inflate_members(view: memoryview, size_hint: int | None) -> bytes | None:
             piece = view[pos:pos + _ZLIB_PIECE]
             try:
                 out = inflater.decompress(piece, limit - size + 1)
-            except zlib.error:
+            except zlib_ng.error:
                 if members == 1:
                     return None
                 raise _trailing("deflate", "zlib stream or gzip member", start,
@@ -197,10 +197,10 @@ def _deflate(payload: bytes, size_hint: int | None) -> bytes:
     if out is not None:
         return out
     limit = MAX_RAW_BYTES if size_hint is None else size_hint
-    inflater = zlib.decompressobj(-15)
+    inflater = zlib_ng.decompressobj(-15)
     try:
         out = inflater.decompress(payload, limit + 1)
-    except zlib.error:
+    except zlib_ng.error:
         raise _corrupt("deflate") from None
     if len(out) > limit or inflater.unconsumed_tail or not inflater.eof:
         raise _corrupt("deflate")
