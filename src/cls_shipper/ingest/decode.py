@@ -42,6 +42,9 @@ from cls_shipper.ingest.schema import (
 )
 from cls_shipper.timefmt import now_ms
 
+# zlib-ng's inflate error (its stub types it as an instance, not a class).
+_InflateError: type[Exception] = zlib_ng.error  # type: ignore[assignment]
+
 # No size travels with an LZ4 block, so decompression needs a bound: far above what the
 # limits allow in practice (a few 5 MiB groups), low enough that a bomb cannot hurt. It holds
 # for the whole body, every member of it together.
@@ -174,7 +177,7 @@ def _inflate_members(view: memoryview, size_hint: int | None) -> bytes | None:
             piece = view[pos:pos + _ZLIB_PIECE]
             try:
                 out = inflater.decompress(piece, limit - size + 1)
-            except zlib_ng.error:
+            except _InflateError:
                 if members == 1:
                     return None
                 raise _trailing("deflate", "zlib stream or gzip member", start,
@@ -200,7 +203,7 @@ def _deflate(payload: bytes, size_hint: int | None) -> bytes:
     inflater = zlib_ng.decompressobj(-15)
     try:
         out = inflater.decompress(payload, limit + 1)
-    except zlib_ng.error:
+    except _InflateError:
         raise _corrupt("deflate") from None
     if len(out) > limit or inflater.unconsumed_tail or not inflater.eof:
         raise _corrupt("deflate")

@@ -26,6 +26,9 @@ from cls_shipper.errors import CorruptChunkError
 from cls_shipper.ingest.decode import decompress
 from cls_shipper.ingest.schema import read_varint, wire_tags
 
+# zlib-ng's inflate error (its stub types it as an instance, not a class).
+_InflateError: type[Exception] = zlib_ng.error  # type: ignore[assignment]
+
 _TAGS = wire_tags()
 GROUP_TAG = _TAGS["LogGroupList.logGroupList"]
 LOG_TAG = _TAGS["LogGroup.logs"]
@@ -116,7 +119,7 @@ def _deflate_pieces(payload: bytes, raw_size: int) -> Iterator[bytes]:
             inflater = zlib_ng.decompressobj(wbits)
             try:
                 piece = inflater.decompress(view[pos:], min(_PIECE, left))
-            except zlib_ng.error:
+            except _InflateError:
                 if pos or wbits != 47:
                     raise
                 wbits = -15  # not zlib or gzip framed: the raw deflate form
@@ -131,7 +134,7 @@ def _deflate_pieces(payload: bytes, raw_size: int) -> Iterator[bytes]:
             if not inflater.eof:
                 break
             pos = len(view) - len(inflater.unused_data)
-    except zlib_ng.error:
+    except _InflateError:
         raise CorruptChunkError("a stored deflate chunk does not decompress") from None
 
 
