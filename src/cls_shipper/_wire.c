@@ -1264,12 +1264,13 @@ done:
 #define LINES_MAX_PAIRS 256
 
 typedef struct {
-    size_t key, key_len, value, value_len; /* offsets into the scratch buffer */
-} LinePair;
+    const uint8_t *key, *value;
+    size_t key_len, value_len;
+} OutPair;
 
 typedef struct {
-    Buf scratch;     /* the decoded keys and values of one line */
-    LinePair pairs[LINES_MAX_PAIRS];
+    Buf scratch; /* escaped strings of one line, decoded; sized once per line so never moves */
+    OutPair pairs[LINES_MAX_PAIRS];
     size_t count;
 } LineParse;
 
@@ -1305,19 +1306,40 @@ static int hex4(const uint8_t *p, const uint8_t *end, uint32_t *out)
     return 1;
 }
 
-/* A JSON string at *pp (after its opening quote) decoded into the scratch buffer; 0 for
- * anything to leave to Python (a control character, a bad escape, a lone surrogate). */
-static int line_string(const uint8_t **pp, const uint8_t *end, Buf *b, size_t *off,
+/* The end of a run of string bytes that need no decoding. */
+static inline const uint8_t *plain_run(const uint8_t *p, const uint8_t *end)
+{
+    while (end - p >= 8) { /* a word at a time to the next quote, backslash or control */
+        uint64_t w;
+        memcpy(&w, p, 8);
+        if (has_byte(w, '"') | has_byte(w, '\\') | has_byte_below(w, 0x20))
+            break;
+        p += 8;
+    }
+    while (p < end && *p != '"' && *p != '\\' && *p >= 0x20)
+        p++;
+    return p;
+}
+
+/* A JSON string at *pp (after its opening quote): 1 with the text in place when it has no
+ * escape, else decoded into the scratch buffer (which has room: decoding never grows a
+ * string); 0 for anything to leave to Python (a control character, a bad escape, a lone
+ * surrogate). */
+static int line_string(const uint8_t **pp, const uint8_t *end, Buf *b, const uint8_t **out,
                        size_t *len)
 {
-    const uint8_t *p = *pp;
-    if (buf_reserve(b, (size_t)(end - p)) != WIRE_OK) /* decoding never grows a string */
-        return -1;
-    *off = b->len;
+    const uint8_t *p = plain_run(*pp, end);
+    if (p < end && *p == '"') { /* the common case: nothing to decode */
+        *out = *pp;
+        *len = (size_t)(p - *pp);
+        *pp = p + 1;
+        return 1;
+    }
+    size_t off = b->len;
+    p = *pp;
     for (;;) {
         const uint8_t *run = p;
-        while (p < end && *p != '"' && *p != '\\' && *p >= 0x20)
-            p++;
+        p = plain_run(p, end);
         put(b, run, (size_t)(p - run));
         if (p >= end || *p < 0x20)
             return 0;
@@ -1378,7 +1400,8 @@ static int line_string(const uint8_t **pp, const uint8_t *end, Buf *b, size_t *o
         }
         put(b, &one, 1);
     }
-    *len = b->len - *off;
+    *out = b->data + off;
+    *len = b->len - off;
     *pp = p + 1;
     return 1;
 }
@@ -1391,6 +1414,8 @@ static int line_object(const uint8_t *p, const uint8_t *end, LineParse *lp)
 {
     lp->scratch.len = 0;
     lp->count = 0;
+    if (buf_reserve(&lp->scratch, (size_t)(end - p)) != WIRE_OK)
+        return -1;
     p++; /* '{' */
     while (p < end && json_space(*p))
         p++;
@@ -1399,11 +1424,10 @@ static int line_object(const uint8_t *p, const uint8_t *end, LineParse *lp)
     for (;;) {
         if (p >= end || *p != '"' || lp->count == LINES_MAX_PAIRS)
             return 0;
-        LinePair *pair = &lp->pairs[lp->count];
+        OutPair *pair = &lp->pairs[lp->count];
         p++;
-        int rc = line_string(&p, end, &lp->scratch, &pair->key, &pair->key_len);
-        if (rc <= 0)
-            return rc;
+        if (!line_string(&p, end, &lp->scratch, &pair->key, &pair->key_len))
+            return 0;
         while (p < end && json_space(*p))
             p++;
         if (p >= end || *p != ':')
@@ -1415,9 +1439,8 @@ static int line_object(const uint8_t *p, const uint8_t *end, LineParse *lp)
             return 0;
         if (*p == '"') {
             p++;
-            rc = line_string(&p, end, &lp->scratch, &pair->value, &pair->value_len);
-            if (rc <= 0)
-                return rc;
+            if (!line_string(&p, end, &lp->scratch, &pair->value, &pair->value_len))
+                return 0;
         } else {
             const uint8_t *v = p;
             if (*p == '-')
@@ -1440,16 +1463,12 @@ static int line_object(const uint8_t *p, const uint8_t *end, LineParse *lp)
             } else {
                 return 0;
             }
-            if (buf_reserve(&lp->scratch, (size_t)(p - v)) != WIRE_OK)
-                return -1;
-            pair->value = lp->scratch.len;
+            pair->value = v;
             pair->value_len = (size_t)(p - v);
-            put(&lp->scratch, v, (size_t)(p - v));
         }
-        const uint8_t *key = lp->scratch.data + pair->key;
         for (size_t i = 0; i < lp->count; i++) /* orjson keeps the last of repeated keys */
             if (lp->pairs[i].key_len == pair->key_len &&
-                memcmp(lp->scratch.data + lp->pairs[i].key, key, pair->key_len) == 0)
+                memcmp(lp->pairs[i].key, pair->key, pair->key_len) == 0)
                 return 0;
         lp->count++;
         while (p < end && json_space(*p))
@@ -1488,11 +1507,6 @@ static inline void put_varint(Buf *b, uint64_t v)
     }
     b->data[b->len++] = (uint8_t)v;
 }
-
-typedef struct {
-    const uint8_t *key, *value;
-    size_t key_len, value_len;
-} OutPair;
 
 /* One Log (LogGroup field 1) with its time and contents, as the SDK's proto2 classes
  * serialise it: every key and value present, even when empty. */
@@ -1569,18 +1583,17 @@ static PyObject *encode_lines(PyObject *self, PyObject *args)
         const uint8_t *e = line_end;
         while (e > p && (e[-1] == '\r' || e[-1] == '\n'))
             e--;
-        int nonspace = 0, high = 0;
-        for (const uint8_t *q = p; q < e; q++) {
-            high |= *q >= 0x80;
-            nonspace |= *q < 0x80 && !py_space(*q);
-        }
-        if (!nonspace && !high) { /* blank: skipped */
+        const uint8_t *q = p;
+        while (q < e && py_space(*q))
+            q++;
+        if (q == e) { /* blank: skipped */
             p = next;
             continue;
         }
         size_t count = 0;
         PyObject *held = NULL; /* the fallback's dict, while its strings are in use */
-        int decided = nonspace && (!high || utf8_valid(p, (size_t)(e - p)));
+        /* Non-ASCII before any other character: Python judges Unicode whitespace. */
+        int decided = *q < 0x80 && check_utf8((Span){p, (size_t)(e - p)}) == WIRE_OK;
         if (decided && mode != LINES_RAW && *p == '{') {
             int rc = line_object(p, e, lp);
             if (rc < 0) {
@@ -1588,10 +1601,10 @@ static PyObject *encode_lines(PyObject *self, PyObject *args)
                 goto done;
             }
             decided = rc;
-            for (size_t i = 0; decided && i < lp->count; i++)
-                outs[count++] = (OutPair){lp->scratch.data + lp->pairs[i].key,
-                                          lp->scratch.data + lp->pairs[i].value,
-                                          lp->pairs[i].key_len, lp->pairs[i].value_len};
+            if (decided) {
+                memcpy(outs, lp->pairs, lp->count * sizeof(OutPair));
+                count = lp->count;
+            }
         } else if (decided && mode == LINES_JSON) {
             decided = 0; /* Python says why the line is refused */
         } else if (decided) {

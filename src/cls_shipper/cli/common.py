@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
-from cls_shipper.cli.client import ClsClient, find_credentials
+from cls_shipper.cli.client import ClsClient, Uploader, find_credentials
 from cls_shipper.errors import ClientError, SettingsError
-from cls_shipper.settings import DATABASE_FILE, Settings, load_settings
+
+if TYPE_CHECKING:  # the client commands (upload) start without the server's settings stack
+    from cls_shipper.settings import Settings
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory "
                                               "(database, keys, local buckets).")]
@@ -24,6 +26,8 @@ DatabaseUrl = Annotated[str | None, typer.Option("--database-url",
 
 
 def settings_from(config: Path | None, **overrides: object) -> Settings:
+    from cls_shipper.settings import load_settings
+
     try:
         return load_settings(config, **overrides)
     except SettingsError as exc:
@@ -35,6 +39,8 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
 def require_database(settings: Settings) -> None:
     """Commands that work on an existing server's data refuse a data directory without a
     database: opening it would create a new, empty one that no server uses."""
+    from cls_shipper.settings import DATABASE_FILE
+
     if settings.database_url is None and not (settings.data_dir / DATABASE_FILE).exists():
         raise typer.BadParameter(f"no database in {settings.data_dir.resolve()} "
                                  "(give --data-dir or --database-url)")
@@ -63,6 +69,13 @@ def credentials(data_dir: Path | None) -> tuple[str, str]:
 
 def signed_client(endpoint: str, data_dir: Path | None) -> ClsClient:
     return ClsClient(endpoint, *credentials(data_dir))
+
+
+def signed_uploader(endpoint: str, data_dir: Path | None) -> Uploader:
+    try:
+        return Uploader(endpoint, *credentials(data_dir))
+    except ClientError as exc:
+        raise typer.BadParameter(exc.message) from None
 
 
 def recent_span(hours: float, limit_hours: float) -> tuple[str, str]:

@@ -12,7 +12,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Any, cast
 
-import httpx
+import lz4.block
 import orjson
 import typer
 from rich.console import Console
@@ -25,11 +25,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from cls_shipper.cli.client import ClsClient
-from cls_shipper.cli.common import CredentialsDir, Endpoint, signed_client
+from cls_shipper.cli.client import Uploader
+from cls_shipper.cli.common import CredentialsDir, Endpoint, signed_client, signed_uploader
 from cls_shipper.errors import ClientError, LineError
-from cls_shipper.ingest import cls_pb
-from cls_shipper.ingest.decode import compress_lz4
 from cls_shipper.ingest.lines import Mode, batches
 
 console = Console(stderr=True)
@@ -45,22 +43,19 @@ RETRIES = 4
 RETRY_BASE_SECONDS = 0.5
 
 
-def _post(client: ClsClient, topic_id: str, payload: bytes) -> None:
+def _post(uploader: Uploader, topic_id: str, payload: bytes) -> None:
     """One batch, retried while the server is busy or unreachable; a refusal (4xx) at once.
     A retry after an answer was lost may store the batch twice (at-least-once)."""
-    body = compress_lz4(payload)
+    body = lz4.block.compress(payload, store_size=False)  # a raw block, as the SDKs send
     for attempt in range(RETRIES + 1):
         try:
-            client.request("POST", "/structuredlog", {"topic_id": topic_id}, body,
-                           {"Content-Type": "application/x-protobuf",
-                            "x-cls-compress-type": "lz4"})
+            uploader.post("/structuredlog", {"topic_id": topic_id}, body,
+                          {"Content-Type": "application/x-protobuf",
+                           "x-cls-compress-type": "lz4"})
             return
         except ClientError as exc:
-            if attempt == RETRIES or not (exc.status == 429 or exc.status >= 500):
+            if attempt == RETRIES or not (exc.status in (0, 429) or exc.status >= 500):
                 raise
-        except httpx.TransportError as exc:
-            if attempt == RETRIES:
-                raise ClientError(0, "Unreachable", str(exc) or type(exc).__name__) from None
         time.sleep(RETRY_BASE_SECONDS * 2 ** attempt)
 
 
@@ -88,7 +83,7 @@ def upload(
     for path in files:
         if str(path) != "-" and not path.is_file():
             raise typer.BadParameter(f"{path} is not a readable file")
-    client = signed_client(endpoint, data_dir)
+    client = signed_uploader(endpoint, data_dir)
     hostname = socket.gethostname()
     total_logs = total_uploads = 0
     sizes = {p: (0 if str(p) == "-" else p.stat().st_size) for p in files}
@@ -172,6 +167,8 @@ def tail(
     interval: Annotated[float, typer.Option(min=0.05, help="Poll interval (s).")] = 1.0,
 ) -> None:
     """Print a topic's records as JSON lines (GET /cursor, then GET /log), following new ones."""
+    from cls_shipper.ingest import cls_pb
+
     client = signed_client(endpoint, data_dir)
     begin = "0" if from_start else (start or str(time.time_ns() // 1_000_000))
     out = sys.stdout.buffer

@@ -20,7 +20,6 @@ from typing import Literal
 import orjson
 
 from cls_shipper.errors import LineError
-from cls_shipper.ingest import cls_pb
 from cls_shipper.ingest.native import wire
 from cls_shipper.ingest.schema import MAX_GROUP_VALUE_BYTES
 
@@ -132,6 +131,8 @@ def batches(stream: io.BufferedIOBase, filename: str, hostname: str, fmt: Mode,
 
 def _python_batches(stream: io.BufferedIOBase, filename: str, hostname: str, fmt: Mode,
                     batch_size: int) -> Iterator[Batch]:
+    from cls_shipper.ingest import cls_pb
+
     def fresh() -> tuple[cls_pb.LogGroupList, cls_pb.LogGroup]:
         group_list = cls_pb.LogGroupList()
         group = group_list.logGroupList.add()
