@@ -82,6 +82,18 @@ class Kinds:
     DESTINATION_MISSING = ErrorKind("InvalidParam", 400, "InvalidParameterValue")
     DESTINATION_DENIED = ErrorKind("NotAllowed", 403, "OperationDenied.ACLFailed")
     SPEED_QUOTA_EXCEED = ErrorKind("SpeedQuotaExceed", 429, "RequestLimitExceeded")
+    # Consumption (pull_log and consumer groups). "InvalidOffset" is the code the SDK's
+    # consumer library recognises for an offset it should move on from.
+    INVALID_OFFSET = ErrorKind("InvalidOffset", 400, "InvalidParameterValue")
+    PARTITION_NOT_EXIST = ErrorKind("PartitionNotExist", 404,
+                                    "ResourceNotFound.PartitionNotExist")
+    CONSUMER_GROUP_NOT_EXIST = ErrorKind("ConsumerGroupNotExist", 404,
+                                         "ResourceNotFound.ConsumerGroupNotExist")
+    # The SDK's ConsumerWorker looks for "consumer group already exists" in the message and
+    # then updates the group instead.
+    CONSUMER_GROUP_CONFLICT = ErrorKind("ConsumerGroupConflict", 409,
+                                        "ResourceInUse.ConsumerGroup")
+    CONSUMER_GROUP_EXCEED = ErrorKind("ConsumerGroupExceed", 403, "LimitExceeded.ConsumerGroup")
     INTERNAL = ErrorKind("InternalError", 500, "InternalError")
 
 

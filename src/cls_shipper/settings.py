@@ -19,12 +19,14 @@ from cls_shipper.errors import SettingsError
 Role = Literal["all", "api", "worker", "scheduler"]
 # The levels both the logging module and uvicorn know.
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+LogFormat = Literal["text", "json"]
 ENV_PREFIX = "CLS_SHIPPER_"
 DATABASE_FILE = "cls-shipper.db"
 # `CLS_SHIPPER_*` variables that are not server settings: the settings file itself, the
-# client commands' endpoint, and the test suite's own (they are exported in the shell that
-# runs the tests and the servers it starts).
-OTHER_VARIABLES = frozenset({"config", "endpoint", "sdk_venv", "test_database_url"})
+# client commands' endpoint and TLS files, and the test suite's own (they are exported in
+# the shell that runs the tests and the servers it starts).
+OTHER_VARIABLES = frozenset({"config", "endpoint", "ca_file", "client_cert", "sdk_venv",
+                             "test_database_url"})
 
 
 class Settings(BaseSettings):
@@ -75,16 +77,48 @@ class Settings(BaseSettings):
     retry_backoff_cap_seconds: float = Field(default=300.0, gt=0)
     retry_deadline_seconds: float = Field(default=86_400.0, gt=0)
     log_level: LogLevel = "info"
+    # text for people, json for machines: one object per line (docs/operations.md#logs).
+    log_format: LogFormat = "text"
+    # One line per request (method, route, status, duration, bytes, request id, client).
+    access_log: bool = False
+    # HTTPS: the server's certificate (PEM; it may hold the key too) and its key. With
+    # ssl_ca_certs every client must present a certificate signed by one of those CAs.
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_ca_certs: Path | None = None
     # On SIGTERM/SIGINT: how long running tasks (and HTTP requests) get to finish, seconds;
     # past it tasks are handed back to the queue unfinished.
     grace_period: float = Field(default=30.0, ge=0)
     # Write and delete a probe object when a shipper is created or its destination changed;
     # off for creating shippers offline, before their buckets exist.
     check_destination: bool = True
+    # Days past a topic's retention that records a consumer group has not committed are
+    # kept for it (0: consumer groups never hold records past retention). The bound keeps a
+    # group nobody reads any more from filling the disk; the scheduler logs what it removes
+    # uncommitted, and `cls-shipper status` shows each group's lag.
+    consumer_hold_days: float = Field(default=7.0, ge=0, le=3650)
     # Quotas (spec §2.4 defaults): logsets in all, topics per logset, shippers per topic.
     quota_logsets: int = Field(default=20, ge=1)
     quota_topics: int = Field(default=10, ge=1)
     quota_shippers: int = Field(default=10, ge=1)
+    # How long a console sign-in lasts, seconds; then the browser is sent back to sign in.
+    console_session_seconds: int = Field(default=8 * 3600, ge=1)
+    # Notifications (docs/operations.md#notifications): a webhook receiving a JSON event when
+    # a window fails or recovers, a shipper is blocked or unblocked, or its lag passes
+    # `notify_lag_seconds` (0: no lag events). Unset: no events are kept. Read by the node
+    # leading the scheduler, which delivers them.
+    notify_url: str | None = None
+    # The HMAC-SHA256 key of the signature header; unset, deliveries are unsigned.
+    notify_secret: str | None = Field(default=None, repr=False)
+    notify_lag_seconds: float = Field(default=3600.0, ge=0)
+    # A delivery is retried with capped exponential backoff and full jitter until this long
+    # after the event, then given up (logged, counted).
+    notify_deadline_seconds: float = Field(default=86_400.0, gt=0)
+    notify_backoff_cap_seconds: float = Field(default=300.0, gt=0)
+    # One delivery's time limit (connect, send, the receiver's answer).
+    notify_timeout_seconds: float = Field(default=10.0, gt=0)
+    # Events waiting for delivery, at most; beyond it the oldest are dropped (logged, counted).
+    notify_max_pending: int = Field(default=10_000, ge=1)
 
     @model_validator(mode="after")
     def _buffer_holds_an_upload(self) -> Settings:
@@ -93,7 +127,23 @@ class Settings(BaseSettings):
                              f"least max_upload_bytes ({self.max_upload_bytes})")
         return self
 
-    @field_validator("log_level", mode="before")
+    @model_validator(mode="after")
+    def _tls_needs_a_certificate(self) -> Settings:
+        if self.ssl_certfile is None and (self.ssl_keyfile or self.ssl_ca_certs):
+            raise ValueError("ssl_keyfile and ssl_ca_certs need ssl_certfile (the server's "
+                             "certificate)")
+        return self
+
+    @field_validator("notify_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None  # an empty value (`notify_url = ""`) switches notifications off
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value
+
+    @field_validator("log_level", "log_format", mode="before")
     @classmethod
     def _lower_level(cls, value: Any) -> Any:
         return value.lower() if isinstance(value, str) else value

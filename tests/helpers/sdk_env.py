@@ -34,12 +34,15 @@ def sdk_python() -> Path:
     return python
 
 
-def run_sdk_script(script: str, args: dict[str, Any], timeout: float = 120) -> Any:
-    """Run `script` (Python source) in the SDK venv with `ARGS` (a dict) defined; the script
-    prints one JSON document as its result, which is returned."""
+def run_sdk_script(script: str, args: dict[str, Any], timeout: float = 120,
+                   env: dict[str, str] | None = None) -> Any:
+    """Run `script` (Python source) in the SDK venv with `ARGS` (a dict) defined, and `env`
+    added to the environment; the script prints one JSON document as its result, which is
+    returned."""
     prelude = "import json, sys\nARGS = json.loads(sys.stdin.read())\n"
     done = subprocess.run([str(sdk_python()), "-c", prelude + script], capture_output=True,
-                          text=True, timeout=timeout, input=json.dumps(args))
+                          text=True, timeout=timeout, input=json.dumps(args),
+                          env={**os.environ, **(env or {})})
     if done.returncode != 0:
         raise RuntimeError(f"SDK script failed ({done.returncode}):\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])

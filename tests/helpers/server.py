@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -139,11 +140,14 @@ class ServerProcess:
     # Readiness of a node without HTTP (worker, scheduler roles); None: HTTP answers.
     ready: Callable[[ServerProcess], bool] | None = None
     backend: str = ""
+    # A server started with TLS: how its readiness check verifies it (and authenticates,
+    # when client certificates are required); base_url is then https.
+    tls: ssl.SSLContext | None = None
     _auto_url: str | None = None
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def db_url(self) -> str:
@@ -157,7 +161,7 @@ class ServerProcess:
 
     def _http_ready(self) -> bool:
         try:
-            httpx.get(self.base_url + "/logsets", timeout=1.0)
+            httpx.get(self.base_url + "/logsets", timeout=1.0, verify=self.tls or True)
             return True
         except httpx.TransportError:
             return False

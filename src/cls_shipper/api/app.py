@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cls_shipper.api import legacy, v3
+from cls_shipper.api.console import CONSOLE_ROUTES
 from cls_shipper.api.http import error_response
 from cls_shipper.api.middleware import RequestIdMiddleware
 from cls_shipper.errors import Kinds, ServiceError
@@ -52,7 +53,8 @@ def create_app(settings: Settings, ctx: Context | None = None) -> Starlette:
                 app.state.ctx.db.dispose()
 
     app = Starlette(
-        routes=[*legacy.ROUTES, *v3.ROUTES],  # legacy first: it holds upload, the hot path
+        # legacy first: it holds upload, the hot path; the console last
+        routes=[*legacy.ROUTES, *v3.ROUTES, *CONSOLE_ROUTES],
         middleware=[Middleware(RequestIdMiddleware)],
         exception_handlers={ServiceError: _service_error, HTTPException: _http_error},
         lifespan=lifespan,

@@ -18,6 +18,10 @@ from cls_shipper.timefmt import now_ms
 _ALPHABET = string.ascii_letters + string.digits
 MAX_SECRET_ID = 64
 MAX_SECRET_KEY = 128
+# How long a server may answer from its cache after a key changed in the database: the bound
+# for a change made anywhere else (the `keys` command writes the database directly). A change
+# made through a KeyCache's own process applies there at once (`invalidate`).
+KEY_CACHE_TTL_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,7 +40,7 @@ def _new_pair() -> tuple[str, str]:
 
 
 def create_key(db: Database, description: str = "",
-               pair: tuple[str, str] | None = None) -> AccessKey:
+               pair: tuple[str, str] | None = None, cache: KeyCache | None = None) -> AccessKey:
     secret_id, secret_key = pair or _new_pair()
     if (not secret_id or not secret_key or len(secret_id) > MAX_SECRET_ID
             or len(secret_key) > MAX_SECRET_KEY):
@@ -54,6 +58,8 @@ def create_key(db: Database, description: str = "",
         else:
             conn.execute(update(access_keys).where(access_keys.c.secret_id == secret_id).values(
                 secret_key=secret_key, enabled=True))
+    if cache is not None:
+        cache.invalidate(secret_id)
     return row
 
 
@@ -64,10 +70,13 @@ def list_keys(db: Database) -> list[AccessKey]:
             for r in rows]
 
 
-def set_enabled(db: Database, secret_id: str, enabled: bool) -> None:
+def set_enabled(db: Database, secret_id: str, enabled: bool,
+                cache: KeyCache | None = None) -> None:
     with db.begin() as conn:
         result = conn.execute(update(access_keys).where(access_keys.c.secret_id == secret_id)
                               .values(enabled=enabled))
+    if cache is not None:
+        cache.invalidate(secret_id)
     if result.rowcount == 0:
         raise ServiceError(Kinds.SECRET_ID_NOT_FOUND, f"no key {secret_id!r}")
 
@@ -93,7 +102,7 @@ class KeyCache:
     other unknown ids, never the keys in use), and an id longer than any key's is answered
     without a lookup or an entry."""
 
-    def __init__(self, db: Database, ttl: float = 5.0, max_keys: int = 10_000,
+    def __init__(self, db: Database, ttl: float = KEY_CACHE_TTL_S, max_keys: int = 10_000,
                  max_unknown: int = 1_000) -> None:
         self._db = db
         self._lock = threading.Lock()
@@ -104,6 +113,13 @@ class KeyCache:
         """Entries held (expired ones not yet evicted included): bounded by the sizes."""
         with self._lock:
             return len(self._known) + len(self._unknown)
+
+    def invalidate(self, secret_id: str) -> None:
+        """Forget what is cached about `secret_id`: the next request reads the database (a
+        key enabled, disabled or replaced by this process applies here at once)."""
+        with self._lock:
+            self._known.pop(secret_id, None)
+            self._unknown.pop(secret_id, None)
 
     def cached(self, secret_id: str) -> tuple[bool, str | None]:
         """(True, the SecretKey or None) when the answer is known without the database;

@@ -71,9 +71,13 @@ def _setup(client: ClsClient) -> tuple[str, str]:
 
 
 def run(settings: Settings, secret_id: str, secret_key: str, stop: threading.Event) -> None:
-    endpoint = f"http://{settings.host if settings.host != '0.0.0.0' else '127.0.0.1'}:" \
+    scheme = "https" if settings.ssl_certfile else "http"
+    endpoint = f"{scheme}://{settings.host if settings.host != '0.0.0.0' else '127.0.0.1'}:" \
                f"{settings.port}"
-    client = ClsClient(endpoint, secret_id, secret_key)
+    # Over TLS the demo talks to its own process on loopback, under whatever name the
+    # certificate carries: there is nothing to verify. (A server requiring client
+    # certificates refuses it: the demo then says it cannot reach the server.)
+    client = ClsClient(endpoint, secret_id, secret_key, verify=not settings.ssl_certfile)
     for _ in range(100):
         try:
             topic, shipper = _setup(client)

@@ -63,7 +63,9 @@ def _set(secret_id: str, enabled: bool, data_dir: DataDir, config: ConfigFile,
     except ServiceError as exc:
         console.print(f"[red]{exc.message}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"{secret_id} {'enabled' if enabled else 'disabled'}")
+    # Running servers cache keys; they read this change within their cache's lifetime.
+    console.print(f"{secret_id} {'enabled' if enabled else 'disabled'}; running servers apply "
+                  f"it within {key_store.KEY_CACHE_TTL_S:g} s")
 
 
 @app.command("disable")

@@ -26,7 +26,14 @@ from rich.progress import (
 )
 
 from cls_shipper.cli.client import Uploader
-from cls_shipper.cli.common import CredentialsDir, Endpoint, signed_client, signed_uploader
+from cls_shipper.cli.common import (
+    CaFile,
+    ClientCert,
+    CredentialsDir,
+    Endpoint,
+    signed_client,
+    signed_uploader,
+)
 from cls_shipper.errors import ClientError, LineError
 from cls_shipper.ingest.lines import Mode, batches
 
@@ -54,7 +61,8 @@ def _post(uploader: Uploader, topic_id: str, payload: bytes) -> None:
                            "x-cls-compress-type": "lz4"})
             return
         except ClientError as exc:
-            if attempt == RETRIES or not (exc.status in (0, 429) or exc.status >= 500):
+            busy = exc.status == 429 or exc.status >= 500 or exc.code == "ConnectionFailed"
+            if attempt == RETRIES or not busy:
                 raise
         time.sleep(RETRY_BASE_SECONDS * 2 ** attempt)
 
@@ -65,6 +73,8 @@ def upload(
     topic_id: TopicId,
     endpoint: Endpoint = "http://127.0.0.1:9400",
     data_dir: CredentialsDir = None,
+    ca_file: CaFile = None,
+    client_cert: ClientCert = None,
     fmt: Annotated[str, typer.Option("--format", help="auto: JSON-object lines become "
                                      "their fields, other lines __CONTENT__; raw: every line "
                                      "is __CONTENT__; json: every line must be a JSON object."
@@ -83,7 +93,7 @@ def upload(
     for path in files:
         if str(path) != "-" and not path.is_file():
             raise typer.BadParameter(f"{path} is not a readable file")
-    client = signed_uploader(endpoint, data_dir)
+    client = signed_uploader(endpoint, data_dir, ca_file, client_cert)
     hostname = socket.gethostname()
     total_logs = total_uploads = 0
     sizes = {p: (0 if str(p) == "-" else p.stat().st_size) for p in files}
@@ -158,6 +168,8 @@ def tail(
     topic_id: TopicId,
     endpoint: Endpoint = "http://127.0.0.1:9400",
     data_dir: CredentialsDir = None,
+    ca_file: CaFile = None,
+    client_cert: ClientCert = None,
     start: Annotated[str | None, typer.Option(help="Where to begin: 'YYYY-mm-dd HH:MM:SS' "
                                               "(server zone) or epoch seconds/ms. Default: "
                                               "now (only new records).")] = None,
@@ -169,7 +181,7 @@ def tail(
     """Print a topic's records as JSON lines (GET /cursor, then GET /log), following new ones."""
     from cls_shipper.ingest import cls_pb
 
-    client = signed_client(endpoint, data_dir)
+    client = signed_client(endpoint, data_dir, ca_file, client_cert)
     begin = "0" if from_start else (start or str(time.time_ns() // 1_000_000))
     out = sys.stdout.buffer
     try:

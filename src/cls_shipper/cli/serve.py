@@ -16,7 +16,6 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from rich.console import Console
 
 from cls_shipper.api.app import create_app
 from cls_shipper.auth import keys as key_store
@@ -24,8 +23,12 @@ from cls_shipper.cli import demo as demo_module
 from cls_shipper.cli.client import find_credentials
 from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
 from cls_shipper.cli.http_limits import header_limited
+from cls_shipper.cli.tls import tls_options
+from cls_shipper.errors import SettingsError
+from cls_shipper.logformat import configure_logging
 from cls_shipper.service import Context
 from cls_shipper.settings import Settings
+from cls_shipper.shipping.nodes import node_id_of
 from cls_shipper.shipping.runtime import Engine
 from cls_shipper.store import open_database
 from cls_shipper.store.database import (
@@ -37,7 +40,6 @@ from cls_shipper.store.database import (
     advisory_lock,
 )
 
-console = Console(stderr=True)
 CREDENTIALS_FILE = "credentials.toml"
 
 
@@ -87,12 +89,12 @@ def prepare(settings: Settings) -> Context:
         generated = key_store.ensure_root_key(ctx.db, settings.secret_id, settings.secret_key)
     if generated is not None:
         path = write_credentials(settings.data_dir, generated.secret_id, generated.secret_key)
-        # Standard error is the server's log: the SecretKey stays in the 0600 file.
-        console.print(
-            "[bold]Generated a root access key[/bold] (stored in the database and in "
-            f"{path}, mode 0600, with its SecretKey):\n  SecretId:  {generated.secret_id}\n"
-            "The cls-shipper CLI reads it from there (--data-dir); SDKs sign with the pair "
-            "from that file.")
+        # Standard error is the server's log: the SecretKey stays in the 0600 file. One line,
+        # so that a JSON log stays one object per line.
+        log.warning("generated a root access key, SecretId: %s; it is stored with its "
+                    "SecretKey in the database and in %s (mode 0600), where the cls-shipper "
+                    "CLI reads it (--data-dir); SDKs sign with the pair from that file",
+                    generated.secret_id, path)
     return ctx
 
 
@@ -114,6 +116,16 @@ def serve(
     check_destination: Annotated[bool | None, typer.Option(
         help="Write and delete a probe object in a shipper's bucket when it is created or "
              "its destination modified (default on).")] = None,
+    log_format: Annotated[str | None, typer.Option(
+        help="text (default) or json: one object per line.")] = None,
+    access_log: Annotated[bool | None, typer.Option(
+        help="Log one line per request (default off).")] = None,
+    ssl_certfile: Annotated[Path | None, typer.Option(
+        help="Serve HTTPS with this certificate (PEM; may hold the key too).")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option(
+        help="The certificate's private key (PEM, unencrypted).")] = None,
+    ssl_ca_certs: Annotated[Path | None, typer.Option(
+        help="Require client certificates signed by these CAs (PEM).")] = None,
     config: ConfigFile = None,
     demo: Annotated[bool, typer.Option(help="Also run the demo: generated nginx logs "
                                        "shipped every few seconds.")] = False,
@@ -124,15 +136,22 @@ def serve(
     settings = settings_from(config, host=host, port=port, data_dir=data_dir, timezone=timezone,
                              min_interval=min_interval, database_url=database_url,
                              object_store=object_store, role=role, workers=workers,
-                             grace_period=grace_period, check_destination=check_destination)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # the demo's requests are noise
+                             grace_period=grace_period, check_destination=check_destination,
+                             log_format=log_format, access_log=access_log,
+                             ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+                             ssl_ca_certs=ssl_ca_certs)
+    node_id = node_id_of()
+    configure_logging(settings, node=node_id)
+    try:
+        tls = tls_options(settings) if settings.role in ("all", "api") else {}
+    except SettingsError as exc:
+        log.critical("cannot start: %s", exc.message)
+        raise typer.Exit(2) from None
     # Files the server creates are this user's only: SQLite creates its -wal and -shm files
     # (and the local buckets their objects) with the process umask.
     os.umask(0o077)
     ctx = prepare(settings)
-    engine = Engine(settings, ctx.db)
+    engine = Engine(settings, ctx.db, node_id=node_id)
     stopper = _Stopper(engine)
     signal.signal(signal.SIGTERM, stopper)
     signal.signal(signal.SIGINT, stopper)
@@ -149,7 +168,10 @@ def serve(
             server = _Server(uvicorn.Config(
                 app, host=settings.host, port=settings.port,
                 http=header_limited(settings.max_header_bytes), log_level=settings.log_level,
-                access_log=False, timeout_graceful_shutdown=max(1, int(settings.grace_period))))
+                # Our formatter for uvicorn's loggers; our access log (the middleware's) in
+                # place of uvicorn's, which quotes query strings.
+                log_config=None, access_log=False, **tls,
+                timeout_graceful_shutdown=max(1, int(settings.grace_period))))
             stopper.server = server
             server.run()
         else:

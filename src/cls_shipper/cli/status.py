@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import socket
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
@@ -15,9 +16,10 @@ from rich.table import Table
 from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, settings_from
+from cls_shipper.cli.common import ConfigFile, DatabaseUrl, DataDir, Tz, settings_from, zone_named
 from cls_shipper.model.task import TaskStatus
-from cls_shipper.shipping import ledger
+from cls_shipper.service.consumers import GroupState, group_states
+from cls_shipper.shipping import ledger, outbox
 from cls_shipper.shipping.nodes import LEADER_APPLICATION_PREFIX, STALE_MS
 from cls_shipper.store import open_database
 from cls_shipper.store.database import LOCK_NAMESPACE, SCHEDULER_LOCK, PoolSize
@@ -53,6 +55,10 @@ class Status:
     queue: dict[str, int]  # every task status
     due: int
     oldest_waiting_ms: int | None
+    # The notification outbox: pending, and given up or dropped in the last 7 days.
+    notifications: dict[str, int]
+    # Consumer groups: consumers, partitions, committed offsets and lag.
+    consumer_groups: list[GroupState]
 
 
 def read_status(conn: Connection, now: int, postgres: bool) -> Status:
@@ -83,28 +89,28 @@ def read_status(conn: Connection, now: int, postgres: bool) -> Status:
     queue = ledger.queue_summary(conn, now)
     return Status(now, found, leader, lock_holder, ledger.running_tasks(conn, now),
                   {status.value: count for status, count in queue.counts.items()}, queue.due,
-                  queue.oldest_waiting_ms)
+                  queue.oldest_waiting_ms, outbox.counts(conn), group_states(conn, now))
 
 
-def _when(ms: int | None) -> str:
+def _when(ms: int | None, zone: ZoneInfo) -> str:
     if not ms:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ms / 1000, tz=zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _ago(now: int, ms: int) -> str:
     return f"{(now - ms) / 1000:.1f}s ago" if ms <= now else f"in {(ms - now) / 1000:.1f}s"
 
 
-def _print(status: Status) -> None:
+def _print(status: Status, zone: ZoneInfo) -> None:
     now = status.now_ms
     table = Table("node", "role", "pid", "started", "last seen", "state", "task",
-                  title="Nodes")
+                  title=f"Nodes (times in {zone.key})")
     for node in status.nodes:
         state = ("alive" if node.alive else "[red]stale[/red]") + (
             " [bold]leader[/bold]" if node.leader and node.alive else "")
-        table.add_row(node.node_id, node.role, str(node.pid), _when(node.started_ms),
-                      _ago(now, node.last_seen_ms), state, (node.current_task_id or "")[:8])
+        table.add_row(node.node_id, node.role, str(node.pid), _when(node.started_ms, zone),
+                      _ago(now, node.last_seen_ms), state, node.current_task_id or "")
     console.print(table)
     holder = status.lock_holder
     console.print(f"Scheduler leader: {status.leader or 'none alive'}" + (
@@ -115,14 +121,45 @@ def _print(status: Status) -> None:
     for task in status.running:
         expires = _ago(now, task.lease_expires_ms) + (" [red](expired)[/red]" if task.expired
                                                       else "")
-        running.add_row(task.task_id[:8], task.shipper_id[:8], _when(task.range_start_ms),
+        running.add_row(task.task_id, task.shipper_id, _when(task.range_start_ms, zone),
                         str(task.attempts), task.lease_owner, expires)
     console.print(running)
     queue = status.queue
     console.print(f"Queue: {queue[TaskStatus.WAIT]} waiting ({status.due} due), "
                   f"{queue[TaskStatus.RUNNING]} running, {queue[TaskStatus.FAILED]} failed, "
                   f"{queue[TaskStatus.SUCCESS]} done; oldest waiting window: "
-                  f"{_when(status.oldest_waiting_ms)}")
+                  f"{_when(status.oldest_waiting_ms, zone)}")
+    events = status.notifications
+    lost = events[outbox.GIVEN_UP] + events[outbox.DROPPED]
+    console.print(f"Notifications: {events[outbox.PENDING]} waiting for delivery; "
+                  + (f"[red]{events[outbox.GIVEN_UP]} given up, {events[outbox.DROPPED]} "
+                     "dropped in the last 7 days[/red] (see the server's log)" if lost
+                     else "none lost in the last 7 days"))
+    if status.consumer_groups:
+        _print_groups(status)
+
+
+def _print_groups(status: Status) -> None:
+    now = status.now_ms
+    table = Table("group", "consumers", "topic", "partition", "owner", "committed", "lag",
+                  "oldest unprocessed", title="Consumer groups")
+    for group in status.consumer_groups:
+        alive = [name for name, _, live in group.consumers if live]
+        gone = len(group.consumers) - len(alive)
+        who = ", ".join(alive) or "[red]none alive[/red]"
+        if gone:
+            who += f" ({gone} silent)"
+        for i, part in enumerate(group.partitions or []):
+            table.add_row(
+                f"{group.group} (timeout {group.timeout}s)" if i == 0 else "",
+                who if i == 0 else "", part.topic_id, str(part.partition_id),
+                part.owner or "-", "-" if part.committed_offset is None
+                else str(part.committed_offset), str(part.lag),
+                "-" if part.oldest_unprocessed_ms is None
+                else _ago(now, part.oldest_unprocessed_ms))
+        if not group.partitions:
+            table.add_row(group.group, who, "-", "-", "-", "-", "0", "-")
+    console.print(table)
 
 
 def status(
@@ -130,6 +167,7 @@ def status(
     database_url: DatabaseUrl = None,
     config: ConfigFile = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    tz: Tz = None,
 ) -> None:
     """Show the nodes, the scheduler leader, running tasks and the queue."""
     settings = settings_from(config, data_dir=data_dir, database_url=database_url)
@@ -151,4 +189,5 @@ def status(
     if as_json:
         print(json.dumps(asdict(current), indent=2))
     else:
-        _print(current)
+        # The server's zone (its `timezone` setting, read from the same config) unless --tz.
+        _print(current, zone_named(tz or settings.timezone))

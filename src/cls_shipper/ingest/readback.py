@@ -283,3 +283,49 @@ def read_whole(codec: str, payload: bytes, raw_size: int,
 
 
 assert GROUP_TAG < 0x80, "a LogGroupList field tag is one byte"
+
+
+def _take_groups(source: _Source, lo: int, max_bytes: int) -> tuple[list[bytes], int]:
+    out: list[bytes] = []
+    size = taken = position = 0
+    for group in _groups(source):
+        meta: list[memoryview] = []
+        logs: list[memoryview] = []
+        for tag, field in _fields(group):
+            if tag == LOG_TAG:
+                if position >= lo:
+                    logs.append(field)
+                position += 1
+            else:
+                meta.append(field)
+        if not logs:
+            continue
+        head = sum(len(m) for m in meta)
+        keep = 0
+        body_size = head
+        for log in logs:
+            # Always at least one record, however large, so a reader always moves on.
+            if (taken or keep) and size + body_size + len(log) > max_bytes:
+                break
+            keep += 1
+            body_size += len(log)
+        if keep:
+            out.append(b"".join([*meta, *logs[:keep]]))
+            size += body_size
+            taken += keep
+        if keep < len(logs) or size >= max_bytes:
+            break
+    return out, taken
+
+
+def read_groups(codec: str, payload: bytes, raw_size: int, lo: int, max_bytes: int,
+                budget: ReadBudget) -> tuple[list[bytes], int]:
+    """The chunk's records from `lo` on, as serialized LogGroups (each group keeping its file
+    name, source and tags), until they come to about `max_bytes` (at least one record).
+    Returns (the groups, how many records they hold): the records after them are the next
+    read's. Memory as `read_records`."""
+    source = source_for(codec, payload, raw_size)
+    if source is not None:
+        return _take_groups(source, lo, max_bytes)
+    with budget.hold(raw_size):
+        return _take_groups(_Whole(_decompressed(codec, payload, raw_size)), lo, max_bytes)

@@ -17,6 +17,7 @@ from cls_shipper.errors import Kinds, ServiceError, invalid, missing
 from cls_shipper.ingest import readback
 from cls_shipper.ingest.decode import DecodedUpload, decode_upload
 from cls_shipper.inputs import ascii_int
+from cls_shipper.model import partitions
 from cls_shipper.service.context import Context
 from cls_shipper.store import chunks as chunk_store
 from cls_shipper.timefmt import normalise_log_time_ms, parse_legacy
@@ -28,6 +29,7 @@ MAX_READ_COUNT = 1000
 # A read stops adding chunks once it holds this much (at least one chunk's records go out):
 # the next read goes on from the cursor it returns.
 MAX_READ_BYTES = 16 << 20
+MAX_HASH_KEY = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +40,13 @@ class UploadResult:
     ingest_ms: int
 
 
-def _chunk(topic_id: str, decoded: DecodedUpload, client_ip: str) -> chunk_store.NewChunk:
+def _chunk(topic_id: str, decoded: DecodedUpload, client_ip: str,
+           hash_key: str | None) -> chunk_store.NewChunk:
+    # The key's place in the key space picks the partition (model/partitions.py); without
+    # one, uploads take the topic's partitions in turn.
+    position = partitions.key_position(hash_key) if hash_key else None
     return chunk_store.NewChunk(topic_id, decoded.record_count, decoded.codec, decoded.raw_size,
-                              client_ip, decoded.payload)
+                                client_ip, decoded.payload, position)
 
 
 def _check_topic_id(topic_id: str | None) -> str:
@@ -52,16 +58,20 @@ def _check_topic_id(topic_id: str | None) -> str:
 
 
 async def upload(ctx: Context, topic_id: str | None, body: bytes, content_type: str | None,
-                 compress_type: str | None, client_ip: str) -> UploadResult:
+                 compress_type: str | None, client_ip: str,
+                 hash_key: str | None = None) -> UploadResult:
     """Store one upload (protobuf LogGroupList, or the JSON form when `content_type` is
-    application/json; compressed per `compress_type`). Returns after the commit; raises
+    application/json; compressed per `compress_type`) into the partition `hash_key` falls in
+    (`x-cls-hashkey`; at most MAX_HASH_KEY characters). Returns after the commit; raises
     ServiceError for anything refused, in which case nothing is stored."""
     topic = _check_topic_id(topic_id)
+    if hash_key is not None and len(hash_key) > MAX_HASH_KEY:
+        raise invalid(f"x-cls-hashkey must be at most {MAX_HASH_KEY} characters")
     if len(body) > OFFLOAD_BYTES:
         decoded = await asyncio.to_thread(decode_upload, body, content_type, compress_type)
     else:
         decoded = decode_upload(body, content_type, compress_type)
-    future = chunk_store.writer_for(ctx.db).submit(_chunk(topic, decoded, client_ip))
+    future = chunk_store.writer_for(ctx.db).submit(_chunk(topic, decoded, client_ip, hash_key))
     done = await asyncio.wrap_future(future)
     return UploadResult(done.topic_id, done.first_offset, done.record_count, done.ingest_ms)
 
@@ -128,7 +138,7 @@ def get_logs(ctx: Context, topic_id: str | None, cursor: str | None,
     if not 1 <= count <= MAX_READ_COUNT:
         raise invalid(f"count must be from 1 to {MAX_READ_COUNT}")
     head, chunks = chunk_store.iter_from(ctx.db, topic, offset)
-    budget = _read_budget(ctx.settings.max_read_buffer_bytes)
+    budget = read_budget(ctx.settings.max_read_buffer_bytes)
     start: int | None = None
     parts: list[bytes | bytearray] = []
     size = returned = 0
@@ -163,7 +173,7 @@ _budgets: dict[int, readback.ReadBudget] = {}
 _budgets_lock = threading.Lock()
 
 
-def _read_budget(limit: int) -> readback.ReadBudget:
+def read_budget(limit: int) -> readback.ReadBudget:
     """The process's read budget (one per configured size: a server has one)."""
     with _budgets_lock:
         budget = _budgets.get(limit)

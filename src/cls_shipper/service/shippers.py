@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from cls_shipper.shipping import ledger
 from cls_shipper.store.schema import shippers, topics
 from cls_shipper.timefmt import now_ms
 
+log = logging.getLogger("cls_shipper.service.shippers")
 IMMUTABLE = ("topic_id",)
 # The probe object a destination check writes and deletes, after the shipper's prefix.
 _PROBE_KINDS: dict[SinkErrorKind, ErrorKind] = {
@@ -156,6 +158,10 @@ def create(ctx: Context, config: ShipperConfig, api: Api, *, start_ms: int = 0,
             shipper_id=shipper_id, topic_id=config.topic_id, shipper_name=config.shipper_name,
             created_ms=created, updated_ms=created, effective=True, config=config.to_dict(),
             next_window_ms=first_window, start_ms=start_ms, end_ms=end_ms))
+    # Changes to what is shipped where are rare and matter: one line each, with the request
+    # id of the call that made them.
+    log.info("shipper %s created on topic %s: bucket %s, prefix %r, every %d s",
+             shipper_id, config.topic_id, config.bucket, config.prefix, config.interval)
     return shipper_id
 
 
@@ -321,6 +327,8 @@ def modify(ctx: Context, shipper_id: str, api: Api, changes: dict[str, Any],
         if effective is not None:
             values["effective"] = effective
         conn.execute(update(shippers).where(shippers.c.shipper_id == shipper_id).values(**values))
+    log.info("shipper %s modified: %s", shipper_id,
+             ", ".join(sorted([*changes, *(["effective"] if effective is not None else [])])))
 
 
 def _check_new_destination(ctx: Context, shipper_id: str, changes: dict[str, Any]) -> None:
@@ -345,4 +353,5 @@ def delete_shipper(ctx: Context, shipper_id: str) -> None:
         if result.rowcount == 0:
             raise ServiceError(Kinds.SHIPPER_NOT_EXIST, f"shipper {shipper_id!r} does not exist")
         ledger.delete_shipper_tasks(conn, shipper_id)
+    log.info("shipper %s deleted with its task ledger", shipper_id)
 

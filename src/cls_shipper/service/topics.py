@@ -9,8 +9,10 @@ from sqlalchemy import delete, func, insert, select, update
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.ids import check_custom_id, new_id
+from cls_shipper.service import topic_options
 from cls_shipper.service.context import Context
 from cls_shipper.service.matching import TagFilter, id_matches, text_matches
+from cls_shipper.service.topic_options import TopicOptions
 from cls_shipper.store.schema import log_chunks, logsets, shippers, topics
 from cls_shipper.timefmt import now_ms
 
@@ -36,6 +38,8 @@ class Topic:
     created_ms: int
     next_offset: int
     last_ingest_ms: int
+    options: TopicOptions
+    own_period: bool  # the retention is the topic's own, not its logset's
 
 
 def _check_name(name: Any) -> str:
@@ -68,16 +72,12 @@ def _check_log_type(value: Any) -> str:
     return str(value)
 
 
-def _check_period(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3640:
-        raise invalid("period must be a whole number of days from 1 to 3640")
-    return value
-
-
 def create(ctx: Context, logset_id: Any, topic_name: Any, *, partition_count: Any = 1,
            path: Any = "", wild_path: Any = "", log_type: Any = "minimalist_log",
            extract_rule: Any = None, collection: Any = True, period: Any = None,
-           tags: list[dict[str, str]] | None = None, topic_id: str | None = None) -> str:
+           tags: list[dict[str, str]] | None = None, topic_id: str | None = None,
+           options: dict[str, Any] | None = None) -> str:
+    """A new topic; `options` are TopicOptions fields (the API 3.0 topic options)."""
     if not isinstance(logset_id, str) or not logset_id:
         raise invalid("logset_id must be a non-empty string")
     values = {
@@ -88,8 +88,10 @@ def create(ctx: Context, logset_id: Any, topic_name: Any, *, partition_count: An
         "log_type": _check_log_type(log_type),
         "extract_rule": extract_rule if extract_rule is not None else {},
         "collection": collection,
-        "period": None if period is None else _check_period(period),
     }
+    chosen = topic_options.apply(TopicOptions(), options or {}, creating=True)
+    if period is not None:
+        values["period"] = topic_options.check_period(period, chosen.storage_type)
     if not isinstance(values["extract_rule"], dict):
         raise invalid("extract_rule must be an object")
     if not isinstance(collection, bool):
@@ -99,6 +101,8 @@ def create(ctx: Context, logset_id: Any, topic_name: Any, *, partition_count: An
         if conn.execute(select(logsets.c.logset_id)
                         .where(logsets.c.logset_id == logset_id)).first() is None:
             raise ServiceError(Kinds.LOGSET_NOT_EXIST, f"logset {logset_id!r} does not exist")
+        topic_options.check_topic(chosen, values["partition_count"],
+                                  values.get("period") or _logset_period(conn, logset_id))
         count = conn.execute(select(func.count()).select_from(topics)
                              .where(topics.c.logset_id == logset_id)).scalar_one()
         if count >= ctx.settings.quota_topics:
@@ -113,8 +117,14 @@ def create(ctx: Context, logset_id: Any, topic_name: Any, *, partition_count: An
         created = now_ms()
         conn.execute(insert(topics).values(
             topic_id=new, logset_id=logset_id, index_enabled=False, tags=tags or [],
-            created_ms=created, next_offset=0, last_ingest_ms=0, sealed_ms=0, **values))
+            created_ms=created, next_offset=0, last_ingest_ms=0, sealed_ms=0,
+            options=chosen.stored(), **values))
     return new
+
+
+def _logset_period(conn: Any, logset_id: str) -> int:
+    return int(conn.execute(select(logsets.c.period)
+                            .where(logsets.c.logset_id == logset_id)).scalar_one())
 
 
 def _query() -> Any:
@@ -126,7 +136,8 @@ def _to_topic(row: Any) -> Topic:
     return Topic(row.topic_id, row.logset_id, row.topic_name, row.partition_count, row.path,
                  row.wild_path, row.collection, row.index_enabled, row.log_type,
                  dict(row.extract_rule or {}), row.period or row.logset_period,
-                 list(row.tags or []), row.created_ms, row.next_offset, row.last_ingest_ms)
+                 list(row.tags or []), row.created_ms, row.next_offset, row.last_ingest_ms,
+                 topic_options.from_stored(row.options), row.period is not None)
 
 
 def get(ctx: Context, topic_id: str) -> Topic:
@@ -158,6 +169,8 @@ class TopicQuery:
     topic_ids: list[str] | None = None
     logset_ids: list[str] | None = None
     tags: TagFilter | None = None
+    storage_types: list[str] | None = None
+    biz_type: int | None = None
 
 
 def search(ctx: Context, query: TopicQuery) -> list[tuple[Topic, str]]:
@@ -170,16 +183,20 @@ def search(ctx: Context, query: TopicQuery) -> list[tuple[Topic, str]]:
             and text_matches(names.get(t.logset_id, ""), query.logset_names,
                              query.exact_logset_names)
             and id_matches(t.topic_id, query.topic_ids)
-            and id_matches(t.logset_id, query.logset_ids) and tag_filter.matches(t.tags)]
+            and id_matches(t.logset_id, query.logset_ids) and tag_filter.matches(t.tags)
+            and id_matches(t.options.storage_type, query.storage_types)
+            and (query.biz_type is None or t.options.biz_type == query.biz_type)]
 
 
-def modify(ctx: Context, topic_id: str, **changes: Any) -> None:
+def modify(ctx: Context, topic_id: str, *, options: dict[str, Any] | None = None,
+           partition_count: Any = None, **changes: Any) -> None:
+    """Change a topic's fields (None = unchanged) and its `options` (TopicOptions fields).
+    A `partition_count` of 0 or less is taken as 1, as CLS's ModifyTopic does."""
     checks = {
         "topic_name": _check_name,
         "path": lambda v: _check_str("path", v),
         "wild_path": lambda v: _check_str("wild_path", v),
         "log_type": _check_log_type,
-        "period": _check_period,
     }
     values: dict[str, Any] = {}
     for name, value in changes.items():
@@ -187,6 +204,8 @@ def modify(ctx: Context, topic_id: str, **changes: Any) -> None:
             continue
         if name in checks:
             values[name] = checks[name](value)
+        elif name == "period":
+            values["period"] = value  # checked below, against the storage type
         elif name == "collection":
             if not isinstance(value, bool):
                 raise invalid("collection must be a boolean")
@@ -199,12 +218,25 @@ def modify(ctx: Context, topic_id: str, **changes: Any) -> None:
             values["tags"] = value
         else:
             raise invalid(f"unknown topic field {name!r}")
-    if not values:
+    if partition_count is not None:
+        if isinstance(partition_count, bool) or not isinstance(partition_count, int):
+            raise invalid("PartitionCount must be a whole number")
+        values["partition_count"] = max(partition_count, 1)
+    option_changes = {k: v for k, v in (options or {}).items() if v is not None}
+    if not values and not option_changes:
         raise invalid("give at least one field to modify")
     with ctx.db.begin() as conn:
-        row = conn.execute(select(topics.c.logset_id).where(topics.c.topic_id == topic_id)).first()
+        row = conn.execute(_query().where(topics.c.topic_id == topic_id)).first()
         if row is None:
             raise ServiceError(Kinds.TOPIC_NOT_EXIST, f"topic {topic_id!r} does not exist")
+        current = _to_topic(row)
+        chosen = topic_options.apply(current.options, option_changes, creating=False)
+        if "period" in values:
+            topic_options.check_period(values["period"], chosen.storage_type)
+        topic_options.check_topic(chosen, values.get("partition_count", current.partition_count),
+                                  values.get("period", current.period))
+        if option_changes:
+            values["options"] = chosen.stored()
         if "topic_name" in values and conn.execute(select(topics.c.topic_id).where(
                 topics.c.logset_id == row.logset_id, topics.c.topic_name == values["topic_name"],
                 topics.c.topic_id != topic_id)).first() is not None:

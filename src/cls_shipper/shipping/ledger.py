@@ -28,6 +28,11 @@ with capped backoff (`claim_probe`, `probe_failed`), and `probe_passed` unblocks
 the tasks that failed for that cause again, in window order. A user's `retry` unblocks it too.
 This module is the only writer of the `blocked_*` columns.
 
+Notifications: the transitions an operator is told about record their event in the outbox
+(`outbox.py`) in their own transaction: a window `failed` (`fail`, or `claim` after its
+expiries), a failed window's `succeed` (recovered), a shipper blocked (`fail`) and unblocked
+(`probe_passed`, `retry`).
+
 Every transition of a running task is fenced by its lease token: a worker whose lease
 expired (and whose task another worker took over) cannot overwrite the newer outcome.
 On PostgreSQL claims use `FOR UPDATE SKIP LOCKED`; on SQLite the write lock serialises them.
@@ -56,6 +61,7 @@ from cls_shipper.model.objects import ShippedObject
 from cls_shipper.model.shipper import ShipperConfig
 from cls_shipper.model.task import Run, RunOutcome, Task, TaskDetail, TaskStatus
 from cls_shipper.model.windows import next_windows
+from cls_shipper.shipping import outbox
 from cls_shipper.store import Database
 from cls_shipper.store.schema import shippers, task_runs, tasks, topics
 
@@ -212,7 +218,8 @@ def claim(db: Database, worker_id: str, now: int, lease_ms: int,
             .group_by(tasks.c.shipper_id).cte("busy"))
     with db.begin() as conn:
         query = (select(tasks.c.task_id, tasks.c.status, tasks.c.lease_owner, tasks.c.attempts,
-                        tasks.c.expiries)
+                        tasks.c.expiries, tasks.c.shipper_id, tasks.c.range_start_ms,
+                        tasks.c.range_end_ms)
                  .select_from(tasks.outerjoin(busy, busy.c.shipper_id == tasks.c.shipper_id))
                  .where(_claimable(now), _not_blocked())
                  .order_by(func.coalesce(busy.c.leases, 0), tasks.c.next_attempt_ms,
@@ -241,7 +248,12 @@ def claim(db: Database, worker_id: str, now: int, lease_ms: int,
                        "runs in GET /task, fix the cause, then retry the task")
             conn.execute(update(tasks).where(tasks.c.task_id == found.task_id).values(
                 status=TaskStatus.FAILED, message=message, last_error=message,
-                run_end_ms=now, lease_owner=None, lease_expires_ms=None, expiries=expiries))
+                run_end_ms=now, lease_owner=None, lease_expires_ms=None, expiries=expiries,
+                failed_ms=now))
+            outbox.task_failed(conn, task_id=found.task_id, shipper_id=found.shipper_id,
+                               start_ms=found.range_start_ms, end_ms=found.range_end_ms,
+                               code=int(TaskCode.INTERNAL), message=message, blocked=False,
+                               now=now)
         row = conn.execute(
             update(tasks).where(tasks.c.task_id == found.task_id).values(
                 status=TaskStatus.RUNNING, message=TaskStatus.RUNNING.value,
@@ -302,17 +314,23 @@ def succeed(db: Database, task: Claimed, now: int, outcome: Outcome) -> bool:
         message = (f"{TaskStatus.SUCCESS} ({outcome.records_rejected} record(s) could not be "
                    f"written in this format; they are in {rejects[0]})")
     with db.begin() as conn:
-        result = conn.execute(update(tasks).where(_fenced(task)).values(
+        done = conn.execute(update(tasks).where(_fenced(task)).values(
             status=TaskStatus.SUCCESS, message=message, run_end_ms=now, lease_owner=None,
             lease_expires_ms=None, last_error="", records=outcome.records,
             records_filtered=outcome.records_filtered,
             records_rejected=outcome.records_rejected, bytes_in=outcome.bytes_in,
             bytes_out=outcome.bytes_out, first_offset=outcome.first_offset,
             last_offset=outcome.last_offset,
-            objects=[obj.to_dict() for obj in outcome.objects]))
-        if result.rowcount:
+            objects=[obj.to_dict() for obj in outcome.objects])
+            .returning(tasks.c.failed_ms)).first()
+        if done is not None:
             _close_run(conn, task.lease_token, now, RunOutcome.SUCCESS,
                        f"{outcome.records} records, {len(outcome.objects)} objects")
+            if done.failed_ms is not None:
+                outbox.task_recovered(conn, task_id=task.task_id, shipper_id=task.shipper_id,
+                                      start_ms=task.range_start_ms, end_ms=task.range_end_ms,
+                                      failed_ms=int(done.failed_ms), records=outcome.records,
+                                      now=now)
             # The destination works: the next block's probes start from the shortest delay.
             # (Conditional, so the shipper row is written only after a block.)
             conn.execute(update(shippers).where(shippers.c.shipper_id == task.shipper_id,
@@ -321,7 +339,7 @@ def succeed(db: Database, task: Claimed, now: int, outcome: Outcome) -> bool:
         else:
             _close_run(conn, task.lease_token, now, RunOutcome.LEASE_LOST,
                        "finished after its lease was lost; the outcome was not recorded")
-    return bool(result.rowcount)
+    return done is not None
 
 
 def fail(db: Database, task: Claimed, now: int, failure: ShippingError, policy: RetryPolicy,
@@ -366,12 +384,19 @@ def fail(db: Database, task: Claimed, now: int, failure: ShippingError, policy: 
             values = {"next_attempt_ms": now + delay,
                       "message": f"attempt {task.attempts} failed, retrying in "
                                  f"{_span(delay)} ({left}): {message}"}
+    if status is TaskStatus.FAILED:
+        values["failed_ms"] = now
     with db.begin() as conn:
         result = conn.execute(update(tasks).where(_fenced(task)).values(
             status=status, run_end_ms=now, lease_owner=None, lease_expires_ms=None,
             last_error=message, **values))
         if result.rowcount:
             _close_run(conn, task.lease_token, now, run_outcome, message)
+            if status is TaskStatus.FAILED:
+                outbox.task_failed(conn, task_id=task.task_id, shipper_id=task.shipper_id,
+                                   start_ms=task.range_start_ms, end_ms=task.range_end_ms,
+                                   code=int(failure.code), message=values["message"],
+                                   blocked=blocking, now=now)
             if blocking:
                 assert isinstance(failure, SinkError)
                 _block(conn, task, now, failure, policy)
@@ -409,12 +434,16 @@ def _block(conn: Connection, task: Claimed, now: int, failure: SinkError,
         shippers.c.shipper_id == task.shipper_id)).scalar()
     if round_ is None:
         return  # the shipper was deleted meanwhile
-    conn.execute(update(shippers).where(shippers.c.shipper_id == task.shipper_id,
-                                        shippers.c.blocked_since_ms.is_(None)).values(
+    next_probe = now + policy.ceiling(int(round_) + 1)
+    blocked = conn.execute(update(shippers).where(shippers.c.shipper_id == task.shipper_id,
+                                                  shippers.c.blocked_since_ms.is_(None)).values(
         blocked_since_ms=now, blocked_reason=failure.message[:2000],
         blocked_code=int(failure.code), blocked_bucket=task.config.bucket,
-        blocked_prefix=task.config.prefix,
-        next_probe_ms=now + policy.ceiling(int(round_) + 1)))
+        blocked_prefix=task.config.prefix, next_probe_ms=next_probe)).rowcount
+    if blocked:  # one event per block, not per window it refuses
+        outbox.shipper_blocked(conn, shipper_id=task.shipper_id, code=int(failure.code),
+                               reason=failure.message, bucket=task.config.bucket,
+                               prefix=task.config.prefix, next_probe_ms=next_probe, now=now)
 
 
 @dataclass(frozen=True, slots=True)
@@ -480,8 +509,12 @@ def probe_passed(db: Database, target: ProbeTarget, now: int) -> int:
                              .values(probe_round=shippers.c.probe_round + 1))
         if not found.rowcount:
             return -1
-        return _unblock(conn, target.shipper_id, now,
-                        "queued again: the shipper's destination works again")
+        queued = _unblock(conn, target.shipper_id, now,
+                          "queued again: the shipper's destination works again")
+        outbox.shipper_unblocked(conn, shipper_id=target.shipper_id,
+                                 blocked_since_ms=target.blocked_since_ms, queued=queued,
+                                 by="probe", now=now)
+        return queued
 
 
 def _unblock(conn: Connection, shipper_id: str, now: int, message: str) -> int:
@@ -552,10 +585,15 @@ def retry(conn: Connection, shipper_id: str, task_id: str, now: int, *,
         status=TaskStatus.WAIT, attempts=0, expiries=0, first_attempt_ms=None,
         failure_kind=None, next_attempt_ms=now, run_start_ms=now, run_end_ms=None,
         lease_owner=None, lease_expires_ms=None, **values))
-    conn.execute(update(shippers).where(shippers.c.shipper_id == shipper_id,
-                                        shippers.c.blocked_since_ms.is_not(None)).values(
-        blocked_since_ms=None, blocked_reason=None, blocked_code=None, blocked_bucket=None,
-        blocked_prefix=None, next_probe_ms=None))
+    blocked_since = conn.execute(select(shippers.c.blocked_since_ms).where(
+        shippers.c.shipper_id == shipper_id)).scalar()
+    if blocked_since is not None:
+        conn.execute(update(shippers).where(shippers.c.shipper_id == shipper_id).values(
+            blocked_since_ms=None, blocked_reason=None, blocked_code=None,
+            blocked_bucket=None, blocked_prefix=None, next_probe_ms=None))
+        outbox.shipper_unblocked(conn, shipper_id=shipper_id,
+                                 blocked_since_ms=int(blocked_since), queued=1,
+                                 by="retry request", now=now)
     return found
 
 
@@ -673,6 +711,28 @@ def progress_of(conn: Connection, shipper_id: str) -> ShipperProgress:
                                          .where(of_shipper)).scalar() or 0)
     return ShipperProgress(_count_by_status(conn, of_shipper), shipped_until,
                            None if oldest_failed is None else int(oldest_failed))
+
+
+def shipped_until_all(conn: Connection) -> dict[str, int]:
+    """For every shipper that is switched on and has windows left: the time up to which
+    every window is shipped (the start of its oldest unshipped window, else the cursor of
+    the next window to cut). Now minus it is the shipper's lag."""
+    unshipped = (select(tasks.c.shipper_id, func.min(tasks.c.range_start_ms).label("oldest"))
+                 .where(tasks.c.status != TaskStatus.SUCCESS)
+                 .group_by(tasks.c.shipper_id).subquery())
+    rows = conn.execute(
+        select(shippers.c.shipper_id, shippers.c.next_window_ms, shippers.c.end_ms,
+               unshipped.c.oldest)
+        .select_from(shippers.outerjoin(unshipped,
+                                        unshipped.c.shipper_id == shippers.c.shipper_id))
+        .where(shippers.c.effective.is_(True))).all()
+    found: dict[str, int] = {}
+    for row in rows:
+        if row.oldest is not None:
+            found[row.shipper_id] = int(row.oldest)
+        elif not (row.end_ms and row.next_window_ms >= row.end_ms):  # a finished backfill
+            found[row.shipper_id] = int(row.next_window_ms)
+    return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from cls_shipper import logctx
 from cls_shipper.errors import ShippingError
 from cls_shipper.shipping import ledger
 from cls_shipper.sinks import Sink
@@ -25,6 +26,12 @@ def probe_one(db: Database, sink: Sink, policy: ledger.RetryPolicy, lease_ms: in
     target = ledger.claim_probe(db, now_ms(), lease_ms)
     if target is None:
         return False
+    with logctx.bound(shipper_id=target.shipper_id):
+        return _probe(db, sink, target, policy)
+
+
+def _probe(db: Database, sink: Sink, target: ledger.ProbeTarget,
+           policy: ledger.RetryPolicy) -> bool:
     try:
         sink.probe(target.bucket, target.prefix)
     except Exception as exc:  # noqa: BLE001 - any failure keeps the block; typed ones say why

@@ -22,9 +22,11 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from cls_shipper.logformat import configure_logging
 from cls_shipper.settings import Settings
 from cls_shipper.shipping import ledger, scheduler, worker
 from cls_shipper.shipping.nodes import Heartbeat, Leadership, NodeInfo, node_id_of
+from cls_shipper.shipping.notifier import Notifier
 from cls_shipper.sinks import open_sink
 from cls_shipper.store import Database, open_database
 from cls_shipper.store.database import WORKER_POOL
@@ -77,8 +79,8 @@ def _worker_main(settings_json: str, worker_id: str, parent_pid: int, parent_id:
     more, finish the task in hand within the grace period, else hand it back. A second
     SIGTERM, or a server that is gone (nobody waits for this process), hands it back now."""
     settings = Settings.model_validate_json(settings_json)
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format=f"%(asctime)s %(levelname)s {worker_id}: %(message)s")
+    # Same format and fields as the server's lines; `node` is this worker's id.
+    configure_logging(settings, node=worker_id)
     terms: list[float] = []
     signal.signal(signal.SIGTERM, lambda *_: terms.append(time.monotonic()))
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
@@ -152,6 +154,7 @@ class Engine:
     processes: list[BaseProcess] = field(default_factory=list)
     node_id: str = field(default_factory=node_id_of)
     leadership: Leadership | None = None
+    notifier: Notifier | None = None
     heartbeat: Heartbeat | None = None
     _stop_requests: int = 0
 
@@ -162,7 +165,14 @@ class Engine:
             thread = threading.Thread(
                 target=scheduler.run_loop, name="scheduler", daemon=True,
                 args=(self.db, self.settings.timezone, self.settings.scheduler_tick,
-                      self.stop_event, self.leadership))
+                      self.stop_event, self.leadership, self.settings.consumer_hold_days))
+            thread.start()
+            self.threads.append(thread)
+            # Next to the scheduler, delivering only while it leads: one node delivers.
+            lead = self.leadership
+            self.notifier = Notifier(self.db, self.settings, lambda: lead.is_leader)
+            thread = threading.Thread(target=self.notifier.run, name="notifier", daemon=True,
+                                      args=(self.stop_event,))
             thread.start()
             self.threads.append(thread)
         if role in ("all", "worker"):
@@ -214,5 +224,6 @@ class Engine:
         return {"node_id": self.node_id,
                 "scheduler": bool(self.threads),
                 "leader": bool(self.leadership and self.leadership.is_leader),
+                "notifications": self.notifier.counters.as_dict() if self.notifier else None,
                 "workers": [{"name": p.name, "pid": p.pid, "alive": p.is_alive()}
                             for p in self.processes]}

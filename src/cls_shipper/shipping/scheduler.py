@@ -27,7 +27,7 @@ def tick(db: Database, zone_name: str, now: int | None = None) -> int:
 
 
 def run_loop(db: Database, zone_name: str, tick_seconds: float, stop: threading.Event,
-             leadership: Leadership | None = None) -> None:
+             leadership: Leadership | None = None, consumer_hold_days: float = 7.0) -> None:
     lead = leadership or Leadership(db, node_id_of())
     last_expiry = 0
     try:
@@ -38,7 +38,8 @@ def run_loop(db: Database, zone_name: str, tick_seconds: float, stop: threading.
                     if cut:
                         log.info("cut %d window(s) into tasks", cut)
                     if now_ms() - last_expiry >= RETENTION_EVERY_MS:
-                        removed = expire_chunks(db, now_ms())
+                        removed = expire_chunks(db, now_ms(),
+                                                consumer_hold_days=consumer_hold_days)
                         forget_dead_nodes(db, now_ms())
                         last_expiry = now_ms()
                         if removed:

@@ -4,11 +4,13 @@ task that runs again (after a crash, a lost lease or a retry) overwrites, never 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from cls_shipper import logctx
 from cls_shipper.errors import ShippingError
 from cls_shipper.formats.encoder import Chunk, encode_window
 from cls_shipper.ingest.decode import decompress
@@ -116,8 +118,13 @@ class _LeaseKeeper(threading.Thread):
         self.db, self.task, self.lease_ms = db, task, lease_ms
         self.done = threading.Event()
         self.lost = False
+        # Its lines carry the task's ids too: a thread starts with an empty context.
+        self._context = contextvars.copy_context()
 
     def run(self) -> None:
+        self._context.run(self._renew)
+
+    def _renew(self) -> None:
         while not self.done.wait(self.lease_ms / 3000):
             try:
                 if not ledger.renew(self.db, self.task, now_ms(), self.lease_ms):
@@ -143,6 +150,15 @@ def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,
     if task is None:
         return False
     stopping.in_hand = task
+    # Every line logged while it runs names the shipper, the task and the topic.
+    with logctx.bound(shipper_id=task.shipper_id, task_id=task.task_id,
+                      topic_id=task.topic_id):
+        _run_claimed(db, sink, task, settings, stopping)
+    return True
+
+
+def _run_claimed(db: Database, sink: Sink, task: ledger.Claimed, settings: WorkerSettings,
+                 stopping: Stopping) -> None:
     keeper = _LeaseKeeper(db, task, settings.lease_ms)
     keeper.start()
     try:
@@ -153,7 +169,7 @@ def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,
         released = ledger.release(db, task, now_ms())
         log.info("task %s (%s) %s: the worker is stopping", task.task_id, task.shipper_id,
                  "released" if released else "not released (lease already lost)")
-        return True
+        return
     except Exception as exc:
         keeper.done.set()
         if isinstance(exc, ShippingError):
@@ -164,12 +180,11 @@ def run_one(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,
         status = ledger.fail(db, task, now_ms(), failure, settings.policy)
         log.warning("task %s (%s) attempt %d: %s -> %s", task.task_id, task.shipper_id,
                     task.attempts, failure.message, status or "lease lost")
-        return True
+        return
     keeper.done.set()
     if not ledger.succeed(db, task, now_ms(), outcome):
         log.warning("task %s finished after its lease was lost; the new owner's outcome "
                     "stands (objects are identical)", task.task_id)
-    return True
 
 
 def run_loop(db: Database, sink: Sink, worker_id: str, settings: WorkerSettings,

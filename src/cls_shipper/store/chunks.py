@@ -24,9 +24,19 @@ from sqlalchemy import Connection, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cls_shipper.errors import Kinds, ServiceError
+from cls_shipper.model import partitions
 from cls_shipper.model.task import TaskStatus
 from cls_shipper.store.database import Database, is_disk_full
-from cls_shipper.store.schema import log_chunks, logsets, shippers, tasks, topics
+from cls_shipper.store.schema import (
+    consumer_group_topics,
+    consumer_groups,
+    consumer_partitions,
+    log_chunks,
+    logsets,
+    shippers,
+    tasks,
+    topics,
+)
 from cls_shipper.timefmt import now_ms
 
 log = logging.getLogger("cls_shipper.store.chunks")
@@ -47,6 +57,7 @@ class StoredChunk:
     raw_size: int
     client_ip: str
     payload: bytes
+    partition_id: int = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +68,9 @@ class NewChunk:
     raw_size: int
     client_ip: str
     payload: bytes
+    # The upload's hash key as a position in the key space (model/partitions.py), or None
+    # to spread uploads over the partitions.
+    key_pos: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,12 +83,13 @@ class Appended:
 
 _COLUMNS = (log_chunks.c.topic_id, log_chunks.c.first_offset, log_chunks.c.record_count,
             log_chunks.c.ingest_ms, log_chunks.c.codec, log_chunks.c.raw_size,
-            log_chunks.c.client_ip, log_chunks.c.payload)
+            log_chunks.c.client_ip, log_chunks.c.payload, log_chunks.c.partition_id)
 
 
 def _chunk(row: Any) -> StoredChunk:
     return StoredChunk(row.topic_id, row.first_offset, row.record_count, row.ingest_ms,
-                       row.codec, row.raw_size, row.client_ip, bytes(row.payload))
+                       row.codec, row.raw_size, row.client_ip, bytes(row.payload),
+                       row.partition_id)
 
 
 # --- Writing ---------------------------------------------------------------------------------
@@ -109,8 +124,11 @@ def _append_in(conn: Connection, is_sqlite: bool,
         offset = head.next_offset - total
         for i in indexes:
             chunk = chunks[i]
+            # Chosen here, with the partition count read under the same lock that assigns the
+            # offsets: a topic's partitions can change, and an upload lands in one that exists.
+            partition = partitions.choose(head.partition_count, chunk.key_pos)
             rows.append((topic_id, offset, chunk.record_count, head.last_ingest_ms, chunk.codec,
-                         chunk.raw_size, chunk.client_ip[:64], chunk.payload))
+                         chunk.raw_size, chunk.client_ip[:64], chunk.payload, partition))
             results[i] = Appended(topic_id, offset, chunk.record_count, head.last_ingest_ms)
             offset += chunk.record_count
     if rows:
@@ -137,11 +155,11 @@ def _advance_sql(paramstyle: str, is_sqlite: bool) -> str:
     return (f"UPDATE {topics.name} SET next_offset = next_offset + {mark}, "
             f"last_ingest_ms = {newest}(last_ingest_ms, sealed_ms, {mark}) "
             f"WHERE topic_id = {mark} AND collection "
-            "RETURNING next_offset, last_ingest_ms")
+            "RETURNING next_offset, last_ingest_ms, partition_count")
 
 
 _CHUNK_COLUMNS = ("topic_id", "first_offset", "record_count", "ingest_ms", "codec", "raw_size",
-                  "client_ip", "payload")
+                  "client_ip", "payload", "partition_id")
 
 
 @functools.lru_cache(maxsize=300)
@@ -403,14 +421,109 @@ def _chunks_from(db: Database, topic_id: str, offset: int, cursor: int, batch_si
         cursor = listed[-1][0] + 1
 
 
+# --- Reading one partition (consumption) ---------------------------------------------------
+
+def partition_offset_at(conn: Connection, topic_id: str, partition_id: int,
+                        ms: int | None) -> int | None:
+    """The first offset of the partition's first chunk ingested at or after `ms` (its oldest
+    retained chunk when `ms` is None); None if it holds none."""
+    query = (select(log_chunks.c.first_offset)
+             .where(log_chunks.c.topic_id == topic_id,
+                    log_chunks.c.partition_id == partition_id)
+             .order_by(log_chunks.c.first_offset).limit(1))
+    if ms is not None:
+        # Ingest time grows with the offset, so the first chunk at or after `ms` is also the
+        # first in offset order among those.
+        query = query.where(log_chunks.c.ingest_ms >= ms)
+    value = conn.execute(query).scalar()
+    return None if value is None else int(value)
+
+
+def iter_partition(db: Database, topic_id: str, partition_id: int, offset: int,
+                   batch_size: int = 16, batch_bytes: int = 8 << 20) -> Iterator[StoredChunk]:
+    """The partition's chunks holding records at `offset` or after, lazily, in offset order:
+    each batch of at most `batch_size` chunks (and about `batch_bytes` of payload, at least one
+    chunk) in its own short read, so a consumer that stops early loads nothing more."""
+    in_partition = (log_chunks.c.topic_id == topic_id, log_chunks.c.partition_id == partition_id)
+    # The chunk holding `offset` starts at or before it: records are never split over chunks.
+    cursor = offset
+    with db.read() as conn:
+        containing = conn.execute(
+            select(log_chunks.c.first_offset, log_chunks.c.record_count)
+            .where(*in_partition, log_chunks.c.first_offset <= offset)
+            .order_by(log_chunks.c.first_offset.desc()).limit(1)).first()
+    if containing is not None and containing[0] + containing[1] > offset:
+        cursor = int(containing[0])
+    while True:
+        with db.read() as conn:
+            listed = conn.execute(
+                select(log_chunks.c.first_offset, func.length(log_chunks.c.payload))
+                .where(*in_partition, log_chunks.c.first_offset >= cursor)
+                .order_by(log_chunks.c.first_offset).limit(batch_size)).all()
+            if not listed:
+                return
+            last, total = listed[0][0], 0
+            for first, size in listed:
+                if total and total + size > batch_bytes:
+                    break
+                last, total = first, total + size
+            rows = conn.execute(
+                select(*_COLUMNS).where(*in_partition, log_chunks.c.first_offset >= cursor,
+                                        log_chunks.c.first_offset <= last)
+                .order_by(log_chunks.c.first_offset)).all()
+        for row in rows:
+            yield _chunk(row)
+        if len(listed) < batch_size and last == listed[-1][0]:
+            return
+        cursor = last + 1
+
+
 # --- Retention -------------------------------------------------------------------------------
 
-def expire_chunks(db: Database, now_ms: int, batch_size: int = 1000) -> int:
+def consumer_holds(conn: Connection) -> dict[str, int]:
+    """By topic, the lowest offset a consumer group still needs: the lowest committed offset
+    of any group reading it, or, where a group has not committed every partition, the first
+    record ingested since the group was created (it may start from `begin`, and nothing
+    older than it can be one it has read)."""
+    groups = conn.execute(
+        select(consumer_group_topics.c.topic_id, consumer_group_topics.c.logset_id,
+               consumer_group_topics.c.group_name, consumer_groups.c.created_ms,
+               topics.c.partition_count)
+        .join(consumer_groups, (consumer_groups.c.logset_id == consumer_group_topics.c.logset_id)
+              & (consumer_groups.c.group_name == consumer_group_topics.c.group_name))
+        .join(topics, topics.c.topic_id == consumer_group_topics.c.topic_id)).all()
+    committed: dict[tuple[str, str, str], list[int]] = {}
+    for row in conn.execute(select(consumer_partitions.c.topic_id, consumer_partitions.c.logset_id,
+                                   consumer_partitions.c.group_name,
+                                   consumer_partitions.c.committed_offset)
+                            .where(consumer_partitions.c.committed_offset >= 0)):
+        committed.setdefault((row.topic_id, row.logset_id, row.group_name),
+                             []).append(int(row.committed_offset))
+    holds: dict[str, int] = {}
+    for g in groups:
+        offsets = committed.get((g.topic_id, g.logset_id, g.group_name), [])
+        hold = min(offsets) if offsets else None
+        if len(offsets) < g.partition_count:
+            since = first_offset_at(conn, g.topic_id, g.created_ms)
+            if since is None:
+                since = topic_head(conn, g.topic_id) or 0
+            hold = since if hold is None else min(hold, since)
+        if hold is not None:
+            holds[g.topic_id] = min(hold, holds.get(g.topic_id, hold))
+    return holds
+
+
+def expire_chunks(db: Database, now_ms: int, batch_size: int = 1000,
+                  consumer_hold_days: float = 7.0) -> int:
     """Delete the chunks older than their topic's retention (`topics.period`, else the
     logset's `period`, in days), but never one a shipper still has to ship: a window not cut
     yet (a switched-off shipper, a backlog) or a task not `success` (a failed window waiting
-    for PUT /task) holds its records past retention. Returns how many were deleted. Deletes
-    in batches of short transactions so uploads are never held up for long."""
+    for PUT /task) holds its records past retention. Nor one a consumer group has not
+    committed (`consumer_holds`), for at most `consumer_hold_days` past retention (0: groups
+    hold nothing): a group nobody reads any more cannot fill the disk, and when the bound
+    removes records a group has not processed, it says so in the log. Returns how many
+    chunks were deleted. Deletes in batches of short transactions so uploads are never held
+    up for long."""
     with db.read() as conn:
         retention = conn.execute(
             select(topics.c.topic_id, func.coalesce(topics.c.period, logsets.c.period))
@@ -424,21 +537,39 @@ def expire_chunks(db: Database, now_ms: int, batch_size: int = 1000) -> int:
         not_shipped = dict(conn.execute(
             select(tasks.c.topic_id, func.min(tasks.c.range_start_ms))
             .where(tasks.c.status != TaskStatus.SUCCESS).group_by(tasks.c.topic_id)).all())
+        holds = consumer_holds(conn) if consumer_hold_days > 0 else {}
     deleted = 0
     for topic_id, days in retention:
         if not days or days <= 0:
             continue
         cut = min(now_ms - int(days) * DAY_MS, not_cut.get(topic_id, now_ms),
                   not_shipped.get(topic_id, now_ms))
+        held = holds.get(topic_id)
+        if held is not None:
+            # Past the bound, the records go whatever the groups committed.
+            with db.read() as conn:
+                bound_ms = now_ms - int(days) * DAY_MS - int(consumer_hold_days * DAY_MS)
+                bound = first_offset_at(conn, topic_id, bound_ms)
+                if bound is None:
+                    bound = topic_head(conn, topic_id) or 0
+            if bound > held:
+                log.warning("retention removes records of topic %s that a consumer group has "
+                            "not committed (offsets %d to %d): they were kept %s day(s) past "
+                            "the topic's retention (consumer_hold_days)", topic_id, held,
+                            bound, consumer_hold_days)
+                held = bound
+        conditions = [log_chunks.c.topic_id == topic_id, log_chunks.c.ingest_ms < cut]
+        if held is not None:
+            conditions.append(log_chunks.c.first_offset + log_chunks.c.record_count <= held)
         while True:
             with db.begin() as conn:
                 offsets = conn.execute(
-                    select(log_chunks.c.first_offset)
-                    .where(log_chunks.c.topic_id == topic_id, log_chunks.c.ingest_ms < cut)
+                    select(log_chunks.c.first_offset).where(*conditions)
                     .order_by(log_chunks.c.first_offset).limit(batch_size)).scalars().all()
                 if not offsets:
                     break
-                # Ingest time grows with the offset: everything in this range is expired.
+                # Ingest time grows with the offset, and both conditions keep a prefix of
+                # the topic: everything in this range is expired.
                 result = conn.execute(delete(log_chunks).where(
                     log_chunks.c.topic_id == topic_id,
                     log_chunks.c.first_offset >= offsets[0],

@@ -58,6 +58,10 @@ topics = Table(
     # Retention in days; None follows the logset's period.
     Column("period", Integer, nullable=True),
     Column("tags", JSON, nullable=False, default=list),
+    # The API 3.0 topic options beyond the columns above (auto_split, max_split_partitions,
+    # storage_type, describes, hot_period, ...): service/topic_options.py owns their names,
+    # defaults and rules; a topic created before they existed has {} and reads the defaults.
+    Column("options", JSON, nullable=False, default=dict),
     Column("created_ms", BigInteger, nullable=False),
     # The append-only log's head: the next offset, the newest ingest time, and the seal:
     # no record committed from now on may get an ingest time below `sealed_ms` (the scheduler
@@ -81,10 +85,15 @@ log_chunks = Table(
     Column("raw_size", Integer, nullable=False),
     Column("client_ip", String(64), nullable=False, default=""),
     Column("payload", LargeBinary, nullable=False),
+    # The partition the upload went to (model/partitions.py); offsets stay one sequence per
+    # topic, so a partition's records are its chunks in offset order.
+    Column("partition_id", Integer, nullable=False, default=1, server_default="1"),
     # Window reads find their first chunk here and then walk the primary key in offset order.
     # (Measured on 3M chunks, bench/chunk_plans.py: adding first_offset to this index makes
     # the planner read whole windows through it for every batch of a window read.)
     Index("ix_log_chunks_topic_ingest", "topic_id", "ingest_ms"),
+    # Pulls walk one partition in offset order.
+    Index("ix_log_chunks_partition", "topic_id", "partition_id", "first_offset"),
 )
 
 shippers = Table(
@@ -147,6 +156,9 @@ tasks = Table(
     # The SinkError kind that failed it, when the destination refused it: the tasks a
     # shipper queues again when it is unblocked. None otherwise.
     Column("failure_kind", String(16), nullable=True),
+    # When the window last ended `failed` (kept through retries): its success is then a
+    # recovery, which is notified. None if it never failed.
+    Column("failed_ms", BigInteger, nullable=True),
     Column("lease_owner", String(128), nullable=True),
     Column("lease_expires_ms", BigInteger, nullable=True),
     Column("last_error", Text, nullable=False, default=""),
@@ -209,4 +221,95 @@ nodes = Table(
     Column("leader", Boolean, nullable=False, default=False),
     Column("current_task_id", String(64), nullable=True),
     Index("ix_nodes_last_seen", "last_seen_ms"),
+)
+
+# Console sign-ins (service/sessions.py): the SHA-256 of the cookie's token, never the token,
+# and the CSRF token every state-changing console request must carry.
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("secret_id", String(64), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Index("ix_console_sessions_expires", "expires_ms"),
+    Index("ix_console_sessions_key", "secret_id"),
+)
+
+# The notification outbox: one row per event, inserted in the transaction of the transition
+# it reports (so an event is never lost nor invented), delivered by the notifier of the node
+# leading the scheduler, deleted once delivered. `state`: pending | given_up. Bounded by the
+# notifier (NOTIFY_MAX_PENDING pending rows; given-up rows are kept for a while).
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("event_id", String(64), primary_key=True),
+    Column("event_type", String(32), nullable=False),
+    Column("shipper_id", String(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("body", JSON, nullable=False),
+    Column("state", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_ms", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=False, default=""),
+    Index("ix_notifications_due", "state", "next_attempt_ms"),
+    Index("ix_notifications_created", "created_ms"),
+)
+
+# Shippers whose lag is over NOTIFY_LAG_SECONDS now (a lag event was recorded): the
+# notifier's memory across restarts and leader changes, so each crossing is one event.
+lag_alerts = Table(
+    "lag_alerts",
+    metadata,
+    Column("shipper_id", String(64), primary_key=True),
+    Column("since_ms", BigInteger, nullable=False),
+)
+
+
+# Consumer groups (API 3.0 CreateConsumerGroup...; service/consumers.py owns every rule). A
+# group belongs to a logset and reads some of its topics; consumers heartbeat into it and the
+# service assigns them the topics' partitions.
+consumer_groups = Table(
+    "consumer_groups",
+    metadata,
+    Column("logset_id", String(64), primary_key=True),
+    Column("group_name", String(255), primary_key=True),
+    # Seconds without a heartbeat after which a consumer loses its partitions.
+    Column("timeout_s", Integer, nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+
+consumer_group_topics = Table(
+    "consumer_group_topics",
+    metadata,
+    Column("logset_id", String(64), primary_key=True),
+    Column("group_name", String(255), primary_key=True),
+    Column("topic_id", String(64), primary_key=True),
+    Index("ix_consumer_group_topics_topic", "topic_id"),
+)
+
+consumer_members = Table(
+    "consumer_members",
+    metadata,
+    Column("logset_id", String(64), primary_key=True),
+    Column("group_name", String(255), primary_key=True),
+    Column("consumer", String(255), primary_key=True),
+    Column("last_seen_ms", BigInteger, nullable=False),
+)
+
+# One row per (group, topic, partition) the group has seen: who holds it, and the offset the
+# group committed (the next record it has not processed; None until the first commit).
+consumer_partitions = Table(
+    "consumer_partitions",
+    metadata,
+    Column("logset_id", String(64), primary_key=True),
+    Column("group_name", String(255), primary_key=True),
+    Column("topic_id", String(64), primary_key=True),
+    Column("partition_id", Integer, primary_key=True),
+    Column("owner", String(255), nullable=True),
+    Column("committed_offset", BigInteger, nullable=True),
+    Column("committed_ms", BigInteger, nullable=True),
+    Index("ix_consumer_partitions_topic", "topic_id"),
 )

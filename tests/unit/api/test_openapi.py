@@ -19,7 +19,7 @@ from starlette.requests import Request
 from cls_shipper.api.app import create_app
 from cls_shipper.api.fieldmap import Field, FieldMap, each, nested, shown_as, wrapped
 from cls_shipper.api.fieldschema import object_schema
-from cls_shipper.api.legacy import control, logs, openapi, shipping
+from cls_shipper.api.legacy import consume, control, logs, openapi, shipping
 from cls_shipper.api.legacy.openapi import OPERATIONS, document, error_statuses
 from cls_shipper.api.legacy.routes import TABLE
 from cls_shipper.errors import Kinds
@@ -86,7 +86,7 @@ def _what_handler_reads(monkeypatch: pytest.MonkeyPatch, handler: Any) -> _Seen:
 
     ctx = SimpleNamespace(zone=dt.UTC, settings=Settings())
     module: ModuleType
-    for module in (control, shipping, logs):
+    for module in (control, shipping, logs, consume):
         for name, fake in (("query", query), ("required", required),
                            ("query_int", query_int), ("read_json", read_json),
                            ("run", run), ("context", lambda _r: ctx)):

@@ -55,3 +55,19 @@ def test_without_a_ttl_a_disabled_key_stops_at_once(tmp_path: Path) -> None:
     set_enabled(db, key.secret_id, True)
     assert cache.lookup(key.secret_id) == key.secret_key
     db.dispose()
+
+
+def test_a_change_through_the_cache_applies_at_once(tmp_path: Path) -> None:
+    db = open_database(f"sqlite:///{tmp_path / 'keys.db'}")
+    # An hour-long cache: only invalidation can make the change visible within this test.
+    cache = KeyCache(db, ttl=3600)
+    key = create_key(db, "k", cache=cache)
+    assert cache.lookup(key.secret_id) == key.secret_key
+    set_enabled(db, key.secret_id, False, cache=cache)
+    assert cache.lookup(key.secret_id) is None
+    set_enabled(db, key.secret_id, True, cache=cache)
+    assert cache.lookup(key.secret_id) == key.secret_key
+    # A change made elsewhere (no cache given) waits for the entry to expire.
+    set_enabled(db, key.secret_id, False)
+    assert cache.lookup(key.secret_id) == key.secret_key
+    db.dispose()

@@ -132,3 +132,19 @@ class TaskRetry(Body):
 class FailedTasksRetry(Body):
     shipper_id: str
     reload_config: bool = False
+
+
+# ---- consumption ----
+
+
+class PullLog(Body):
+    """`POST /pull_log` as the SDK's `LogClient.pull_logs` sends it (CamelCase, as CLS
+    names these fields)."""
+
+    PartitionId: int
+    StartOffset: int = -1
+    StartTime: int = 0
+    Size: int = Field(default=1 << 20)
+    CompressType: str = "snappy"
+    EndTime: int | None = None
+    Query: str | None = None

@@ -19,7 +19,7 @@ async def structuredlog(request: Request) -> Response:
     headers = request.headers
     await logs.upload(ctx, request.query_params.get("topic_id"), body,
                       headers.get("content-type"), headers.get("x-cls-compress-type"),
-                      client_ip(request))
+                      client_ip(request), headers.get("x-cls-hashkey"))
     return Response(_EMPTY, status_code=200)
 
 

@@ -129,6 +129,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                   "the body's codec; absent: none", required=False, where="header"),
             Param("Content-MD5", _STR, "the body's MD5 (hex or base64); checked when sent",
                   required=False, where="header"),
+            Param("x-cls-hashkey", {"type": "string", "maxLength": 1024},
+                  "routes the upload to the partition whose key range holds it (32 hex "
+                  "digits, or any text, which is hashed with MD5); absent: the partitions "
+                  "in turn", required=False, where="header"),
         ),
         binary_request={"required": True, "content": {
             "application/x-protobuf": _PROTOBUF,
@@ -154,6 +158,30 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                                 "schema": {"type": "string", "pattern": r"^\d+$"},
                                 "description": "the number of records returned"}},
             "content": {"application/x-protobuf": _PROTOBUF}}),
+    ("POST", "/pull_log"): Operation(
+        "Records of one partition from an offset, for consumers (the SDK's pull_logs)",
+        params=(_TOPIC_ID,), body=bodies.PullLog,
+        binary_answer={
+            "description": "`{\"Response\": {\"NextOffset\", \"Message\"}}` as JSON, "
+                           "compressed as CompressType asks (raw snappy by default)",
+            "headers": {
+                "x-cls-compress-type": {"required": True,
+                                        "schema": {"enum": ["snappy", "lz4", "none"]},
+                                        "description": "how the body is compressed"},
+                "x-cls-body-raw-size": {"required": True,
+                                        "schema": {"type": "string", "pattern": r"^\d+$"},
+                                        "description": "the body's size uncompressed"},
+                "x-cls-count": {"required": True,
+                                "schema": {"type": "string", "pattern": r"^\d+$"},
+                                "description": "the number of records returned"},
+                "x-cls-next-offset": {"required": True,
+                                      "schema": {"type": "string", "pattern": r"^-?\d+$"},
+                                      "description": "the offset to pull on from (-1: "
+                                                     "EndTime reached)"}},
+            "content": {"application/octet-stream": {"schema": {"type": "string",
+                                                                "format": "binary"}},
+                        "application/json": {"schema": _obj(Response=_obj(
+                            NextOffset=_INT, Message={"type": "array", "items": _STR}))}}}),
     ("POST", "/logset"): Operation("Create a logset", body=bodies.NewLogset,
                                    answer=_obj(logset_id=_STR)),
     ("GET", "/logset"): Operation("A logset", (_LOGSET_ID,), answer=_LOGSET),

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from cls_shipper.api.http import context, secret_for
-from cls_shipper.api.legacy import control, logs, shipping
+from cls_shipper.api.legacy import consume, control, logs, shipping
 from cls_shipper.auth import qsign
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.timefmt import now_ms
@@ -24,6 +24,7 @@ TABLE: list[tuple[str, str, Handler]] = [
     ("POST", "/structuredlog", logs.structuredlog),
     ("GET", "/cursor", logs.get_cursor),
     ("GET", "/log", logs.get_log),
+    ("POST", "/pull_log", consume.pull_log),
     ("POST", "/logset", control.create_logset),
     ("GET", "/logset", control.get_logset),
     ("GET", "/logsets", control.list_logsets),

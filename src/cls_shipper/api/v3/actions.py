@@ -115,31 +115,58 @@ def delete_logset(call: Call, q: p.DeleteLogset) -> dict[str, Any]:
 
 # ---- topics ----
 
-def _topic_info(item: topics.Topic, logset_name: str, zone: tzinfo) -> dict[str, Any]:
+def _topic_info(item: topics.Topic, zone: tzinfo) -> dict[str, Any]:
+    # Only TopicInfo's own fields: the SDK warns about any other one (it did about
+    # LogsetName). No migration between storage types is ever pending here.
+    o = item.options
+    anonymous = o.anonymous_access
     return {
         "LogsetId": item.logset_id, "TopicId": item.topic_id, "TopicName": item.topic_name,
-        "PartitionCount": item.partition_count, "Index": item.index,
+        "PartitionCount": item.partition_count, "Index": item.index, "AssumerName": "",
         "CreateTime": format_legacy(item.created_ms, zone), "Status": item.collection,
-        "Tags": _tags_out(item.tags), "AutoSplit": False, "MaxSplitPartitions": 0,
-        "StorageType": "hot", "Period": item.period, "Describes": "", "HotPeriod": 0,
-        "BizType": 0, "IsWebTracking": False, "AssumerName": "", "RoleName": "",
-        "SubAssumerName": "", "LogsetName": logset_name,
+        "Tags": _tags_out(item.tags), "RoleName": "", "AutoSplit": o.auto_split,
+        "MaxSplitPartitions": o.max_split_partitions, "StorageType": o.storage_type,
+        "Period": item.period, "SubAssumerName": "", "Describes": o.describes,
+        "HotPeriod": o.hot_period, "KeyId": o.kms_key_id if o.encryption else "",
+        "CustomKmsInfo": ({"KmsRegion": o.kms_region, "KmsKeyId": o.kms_key_id}
+                          if o.kms_region or o.kms_key_id else None),
+        "BizType": o.biz_type, "IsWebTracking": o.is_web_tracking,
+        "Extends": None if anonymous is None else {"AnonymousAccess": {
+            "Operations": anonymous["operations"],
+            "Conditions": [{"Attributes": c["attributes"], "Rule": c["rule"],
+                            "ConditionValue": c["condition_value"]}
+                           for c in anonymous["conditions"]]}},
+        "TopicAsyncTaskID": "", "MigrationStatus": None, "EffectiveDate": "",
+        "IsSourceFrom": o.is_source_from, "BillingMode": o.billing_mode,
+        "NewBillingMode": o.billing_mode,
     }
 
 
-def _plain_topic(storage_type: str | None, biz_type: int | None) -> None:
-    # cls-shipper keeps every topic the same way: standard ("hot") log topics only.
-    if storage_type not in (None, "hot"):
-        raise invalid("StorageType: only 'hot' topics are supported")
-    if biz_type not in (None, 0):
-        raise invalid("BizType: only log topics (0) are supported")
+def _topic_options(q: p.TopicOptions) -> dict[str, Any]:
+    """The TopicOptions fields a CreateTopic/ModifyTopic request sets (None: not given)."""
+    kms = q.CustomKmsInfo
+    anonymous = q.Extends.AnonymousAccess if q.Extends is not None else None
+    return {
+        "auto_split": q.AutoSplit, "max_split_partitions": q.MaxSplitPartitions,
+        "storage_type": q.StorageType, "describes": q.Describes, "hot_period": q.HotPeriod,
+        "encryption": q.Encryption,
+        "kms_region": kms.KmsRegion if kms is not None else None,
+        "kms_key_id": kms.KmsKeyId if kms is not None else None,
+        "is_web_tracking": q.IsWebTracking,
+        "anonymous_access": None if anonymous is None else {
+            "operations": anonymous.Operations or [],
+            "conditions": [{"attributes": c.Attributes, "rule": c.Rule,
+                            "condition_value": c.ConditionValue}
+                           for c in anonymous.Conditions or []]},
+        "is_source_from": q.IsSourceFrom, "billing_mode": q.BillingMode,
+    }
 
 
 def create_topic(call: Call, q: p.CreateTopic) -> dict[str, Any]:
-    _plain_topic(q.StorageType, q.BizType)
     new = topics.create(call.ctx, q.LogsetId, q.TopicName,
                         partition_count=1 if q.PartitionCount is None else q.PartitionCount,
-                        period=q.Period, tags=_tags(q.Tags), topic_id=q.TopicId or None)
+                        period=q.Period, tags=_tags(q.Tags), topic_id=q.TopicId or None,
+                        options={**_topic_options(q), "biz_type": q.BizType})
     return {"TopicId": new}
 
 
@@ -147,24 +174,26 @@ def describe_topics(call: Call, q: p.DescribeTopics) -> dict[str, Any]:
     offset, limit = _page(q.Offset, q.Limit)
     if q.PreciseSearch not in (0, 1, 2, 3):
         raise invalid("PreciseSearch must be 0-3 (bit 1: TopicName exact, bit 2: LogsetName)")
-    _plain_topic(None, q.BizType)
+    if q.BizType not in (None, 0, 1):
+        raise invalid("BizType must be 0 (log topics) or 1 (metric topics)")
     found = _filters(q.Filters, {"topicName", "logsetName", "topicId", "logsetId", "tagKey",
                                  "tag:", "storageType"})
-    if "storageType" in found and "hot" not in found["storageType"]:
-        return {"Topics": [], "TotalCount": 0}  # every topic here is a "hot" one
     items = topics.search(call.ctx, topics.TopicQuery(
         names=found.get("topicName"), exact_names=bool(q.PreciseSearch & 1),
         logset_names=found.get("logsetName"), exact_logset_names=bool(q.PreciseSearch & 2),
         topic_ids=found.get("topicId"), logset_ids=found.get("logsetId"),
-        tags=_tag_filter(found)))
-    return {"Topics": [_topic_info(t, name, call.ctx.zone)
-                       for t, name in items[offset:offset + limit]],
+        tags=_tag_filter(found), storage_types=found.get("storageType"), biz_type=q.BizType))
+    return {"Topics": [_topic_info(t, call.ctx.zone) for t, _ in items[offset:offset + limit]],
             "TotalCount": len(items)}
 
 
 def modify_topic(call: Call, q: p.ModifyTopic) -> dict[str, Any]:
+    if q.CancelTopicAsyncTaskID:
+        raise invalid("CancelTopicAsyncTaskID: no storage migration is pending here "
+                      "(a StorageType change applies at once)")
     topics.modify(call.ctx, q.TopicId, topic_name=q.TopicName, tags=_tags(q.Tags),
-                  collection=q.Status, period=q.Period)
+                  collection=q.Status, period=q.Period, partition_count=q.PartitionCount,
+                  options=_topic_options(q))
     return {}
 
 

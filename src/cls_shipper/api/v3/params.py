@@ -106,13 +106,48 @@ class DeleteLogset(Params):
 
 # ---- topics ----
 
-class CreateTopic(Params):
-    LogsetId: str
-    TopicName: str
+class KmsInfo(Params):
+    KmsRegion: str | None = None
+    KmsKeyId: str | None = None
+
+
+class Condition(Params):
+    Attributes: str
+    Rule: Int64
+    ConditionValue: str
+
+
+class Anonymous(Params):
+    Operations: list[str] | None = None
+    Conditions: list[Condition] | None = None
+
+
+class TopicExtends(Params):
+    AnonymousAccess: Anonymous | None = None
+
+
+class TopicOptions(Params):
+    """The options CreateTopic and ModifyTopic share."""
+
     PartitionCount: Int64 | None = None
     Tags: list[Tag] | None = None
+    AutoSplit: bool | None = None
+    MaxSplitPartitions: Int64 | None = None
     StorageType: str | None = None
     Period: Int64 | None = None
+    Describes: str | None = None
+    HotPeriod: Int64 | None = None
+    Encryption: Int64 | None = None
+    CustomKmsInfo: KmsInfo | None = None
+    IsWebTracking: bool | None = None
+    Extends: TopicExtends | None = None
+    IsSourceFrom: bool | None = None
+    BillingMode: Int64 | None = None
+
+
+class CreateTopic(TopicOptions):
+    LogsetId: str
+    TopicName: str
     BizType: Int64 | None = None
     TopicId: str | None = None
 
@@ -125,12 +160,11 @@ class DescribeTopics(Params):
     BizType: Int64 | None = None
 
 
-class ModifyTopic(Params):
+class ModifyTopic(TopicOptions):
     TopicId: str
     TopicName: str | None = None
-    Tags: list[Tag] | None = None
     Status: bool | None = None
-    Period: Int64 | None = None
+    CancelTopicAsyncTaskID: str | None = None
 
 
 class DeleteTopic(Params):

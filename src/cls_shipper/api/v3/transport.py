@@ -29,6 +29,7 @@ from cls_shipper.api.http import (
 )
 from cls_shipper.api.v3 import params
 from cls_shipper.api.v3.actions import ACTIONS, Action, Call
+from cls_shipper.api.v3.consumer_groups import CONSUMER_ACTIONS
 from cls_shipper.auth import tc3
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.inputs import check_json
@@ -92,7 +93,7 @@ async def _handle(request: Request) -> dict[str, Any]:
     if version != VERSION:
         raise ServiceError(Kinds.NO_SUCH_VERSION,
                            f"version {version!r} of service cls does not exist; use {VERSION}")
-    action = ACTIONS.get(name)
+    action = ACTIONS.get(name) or CONSUMER_ACTIONS.get(name)
     if action is None:
         raise ServiceError(Kinds.ROUTE_NOT_FOUND, f"the action {name!r} does not exist")
     limit = ctx.settings.max_upload_bytes if action.from_headers else ctx.settings.max_body_bytes
