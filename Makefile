@@ -37,7 +37,7 @@ bench: $(STAMP)
 sanitize: $(STAMP)
 	PYTHON=$(PY) tests/fuzz/sanitize.sh
 
-# Coverage-guided differential fuzzing of both C walks (libFuzzer through atheris, clang
+# Coverage-guided differential fuzzing of the three C walks (libFuzzer through atheris, clang
 # build with ASan), FUZZ_SECONDS per walk; a finding fails and is kept in fuzz-artifacts/.
 fuzz: $(STAMP)
 	command -v clang >/dev/null || (apt-get update -qq && apt-get install -y -qq clang)

@@ -30,6 +30,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Outcomes of the C walks, turned into Python exceptions once the GIL is back. */
 enum {
@@ -1252,6 +1253,432 @@ done:
     return result;
 }
 
+/* --- lines -> Log messages (the uploader) ---------------------------------------------- */
+
+/* `cls-shipper upload` turns file lines into LogGroup.logs. The rules are the CLI's
+ * (ingest/lines.py, `contents`); this walk takes the lines it can decide exactly (valid
+ * UTF-8, a JSON object of string, integer, true/false/null values and distinct keys, or a
+ * plain line) and hands every other line to that Python function, so both agree by
+ * construction (tests/unit/ingest/test_lines.py checks them against each other). */
+
+#define LINES_MAX_PAIRS 256
+
+typedef struct {
+    const uint8_t *key, *value;
+    size_t key_len, value_len;
+} OutPair;
+
+typedef struct {
+    Buf scratch; /* escaped strings of one line, decoded; sized once per line so never moves */
+    OutPair pairs[LINES_MAX_PAIRS];
+    size_t count;
+} LineParse;
+
+/* The whitespace Python's str.strip() removes, as far as ASCII goes. */
+static inline int py_space(uint8_t c)
+{
+    return c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F);
+}
+
+static inline int json_space(uint8_t c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static int hex4(const uint8_t *p, const uint8_t *end, uint32_t *out)
+{
+    if (end - p < 4)
+        return 0;
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        uint8_t c = p[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (uint32_t)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (uint32_t)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (uint32_t)(c - 'A' + 10);
+        else
+            return 0;
+    }
+    *out = v;
+    return 1;
+}
+
+/* The end of a run of string bytes that need no decoding. */
+static inline const uint8_t *plain_run(const uint8_t *p, const uint8_t *end)
+{
+    while (end - p >= 8) { /* a word at a time to the next quote, backslash or control */
+        uint64_t w;
+        memcpy(&w, p, 8);
+        if (has_byte(w, '"') | has_byte(w, '\\') | has_byte_below(w, 0x20))
+            break;
+        p += 8;
+    }
+    while (p < end && *p != '"' && *p != '\\' && *p >= 0x20)
+        p++;
+    return p;
+}
+
+/* A JSON string at *pp (after its opening quote): 1 with the text in place when it has no
+ * escape, else decoded into the scratch buffer (which has room: decoding never grows a
+ * string); 0 for anything to leave to Python (a control character, a bad escape, a lone
+ * surrogate). */
+static int line_string(const uint8_t **pp, const uint8_t *end, Buf *b, const uint8_t **out,
+                       size_t *len)
+{
+    const uint8_t *p = plain_run(*pp, end);
+    if (p < end && *p == '"') { /* the common case: nothing to decode */
+        *out = *pp;
+        *len = (size_t)(p - *pp);
+        *pp = p + 1;
+        return 1;
+    }
+    size_t off = b->len;
+    p = *pp;
+    for (;;) {
+        const uint8_t *run = p;
+        p = plain_run(p, end);
+        put(b, run, (size_t)(p - run));
+        if (p >= end || *p < 0x20)
+            return 0;
+        if (*p == '"')
+            break;
+        if (++p >= end)
+            return 0;
+        uint8_t c = *p++, one;
+        switch (c) {
+        case '"': one = '"'; break;
+        case '\\': one = '\\'; break;
+        case '/': one = '/'; break;
+        case 'b': one = '\b'; break;
+        case 'f': one = '\f'; break;
+        case 'n': one = '\n'; break;
+        case 'r': one = '\r'; break;
+        case 't': one = '\t'; break;
+        case 'u': {
+            uint32_t cp, lo;
+            if (!hex4(p, end, &cp))
+                return 0;
+            p += 4;
+            if (cp >= 0xDC00 && cp <= 0xDFFF)
+                return 0;
+            if (cp >= 0xD800 && cp <= 0xDBFF) {
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || !hex4(p + 2, end, &lo) ||
+                    lo < 0xDC00 || lo > 0xDFFF)
+                    return 0;
+                p += 6;
+                cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+            }
+            uint8_t u[4];
+            size_t n;
+            if (cp < 0x80) {
+                u[0] = (uint8_t)cp;
+                n = 1;
+            } else if (cp < 0x800) {
+                u[0] = (uint8_t)(0xC0 | cp >> 6);
+                u[1] = (uint8_t)(0x80 | (cp & 0x3F));
+                n = 2;
+            } else if (cp < 0x10000) {
+                u[0] = (uint8_t)(0xE0 | cp >> 12);
+                u[1] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+                u[2] = (uint8_t)(0x80 | (cp & 0x3F));
+                n = 3;
+            } else {
+                u[0] = (uint8_t)(0xF0 | cp >> 18);
+                u[1] = (uint8_t)(0x80 | ((cp >> 12) & 0x3F));
+                u[2] = (uint8_t)(0x80 | ((cp >> 6) & 0x3F));
+                u[3] = (uint8_t)(0x80 | (cp & 0x3F));
+                n = 4;
+            }
+            put(b, u, n); /* at most as long as the 6 or 12 escape bytes it replaces */
+            continue;
+        }
+        default:
+            return 0;
+        }
+        put(b, &one, 1);
+    }
+    *out = b->data + off;
+    *len = b->len - off;
+    *pp = p + 1;
+    return 1;
+}
+
+/* A JSON object line as orjson.loads + the CLI's stringification would give it: 1 and the
+ * pairs, 0 to leave the line to Python, -1 out of memory. Values: strings as decoded, and
+ * the literals and integers whose orjson.dumps text is their own text (no "-0", at most 18
+ * digits); floats, nested values and repeated keys go to Python. */
+static int line_object(const uint8_t *p, const uint8_t *end, LineParse *lp)
+{
+    lp->scratch.len = 0;
+    lp->count = 0;
+    if (buf_reserve(&lp->scratch, (size_t)(end - p)) != WIRE_OK)
+        return -1;
+    p++; /* '{' */
+    while (p < end && json_space(*p))
+        p++;
+    if (p < end && *p == '}')
+        return 0; /* {}: not a record with fields */
+    for (;;) {
+        if (p >= end || *p != '"' || lp->count == LINES_MAX_PAIRS)
+            return 0;
+        OutPair *pair = &lp->pairs[lp->count];
+        p++;
+        if (!line_string(&p, end, &lp->scratch, &pair->key, &pair->key_len))
+            return 0;
+        while (p < end && json_space(*p))
+            p++;
+        if (p >= end || *p != ':')
+            return 0;
+        p++;
+        while (p < end && json_space(*p))
+            p++;
+        if (p >= end)
+            return 0;
+        if (*p == '"') {
+            p++;
+            if (!line_string(&p, end, &lp->scratch, &pair->value, &pair->value_len))
+                return 0;
+        } else {
+            const uint8_t *v = p;
+            if (*p == '-')
+                p++;
+            if (p < end && *p >= '0' && *p <= '9') {
+                const uint8_t *digits = p;
+                while (p < end && *p >= '0' && *p <= '9')
+                    p++;
+                size_t n = (size_t)(p - digits);
+                if (n > 18 || (digits[0] == '0' && (n > 1 || v != digits)))
+                    return 0; /* leading zero (invalid), "-0" (dumps "0"), or long */
+                if (p < end && (*p == '.' || *p == 'e' || *p == 'E'))
+                    return 0;
+            } else if (v == p && end - p >= 4 && memcmp(p, "true", 4) == 0) {
+                p += 4;
+            } else if (v == p && end - p >= 5 && memcmp(p, "false", 5) == 0) {
+                p += 5;
+            } else if (v == p && end - p >= 4 && memcmp(p, "null", 4) == 0) {
+                p += 4;
+            } else {
+                return 0;
+            }
+            pair->value = v;
+            pair->value_len = (size_t)(p - v);
+        }
+        for (size_t i = 0; i < lp->count; i++) /* orjson keeps the last of repeated keys */
+            if (lp->pairs[i].key_len == pair->key_len &&
+                memcmp(lp->pairs[i].key, pair->key, pair->key_len) == 0)
+                return 0;
+        lp->count++;
+        while (p < end && json_space(*p))
+            p++;
+        if (p < end && *p == ',') {
+            p++;
+            while (p < end && json_space(*p))
+                p++;
+            continue;
+        }
+        if (p < end && *p == '}')
+            break;
+        return 0;
+    }
+    p++;
+    while (p < end && json_space(*p))
+        p++;
+    return p == end;
+}
+
+static inline size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static inline void put_varint(Buf *b, uint64_t v)
+{
+    while (v >= 0x80) {
+        b->data[b->len++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    b->data[b->len++] = (uint8_t)v;
+}
+
+/* One Log (LogGroup field 1) with its time and contents, as the SDK's proto2 classes
+ * serialise it: every key and value present, even when empty. */
+static int put_log(Buf *out, int64_t time_ms, const OutPair *pairs, size_t count)
+{
+    size_t body = 1 + varint_len((uint64_t)time_ms);
+    for (size_t i = 0; i < count; i++) {
+        size_t c = 2 + varint_len(pairs[i].key_len) + pairs[i].key_len +
+                   varint_len(pairs[i].value_len) + pairs[i].value_len;
+        body += 1 + varint_len(c) + c;
+    }
+    if (buf_reserve(out, 1 + varint_len(body) + body) != WIRE_OK)
+        return WIRE_NOMEM;
+    out->data[out->len++] = TAG(1, WT_LEN);
+    put_varint(out, body);
+    out->data[out->len++] = TAG(1, WT_VARINT);
+    put_varint(out, (uint64_t)time_ms);
+    for (size_t i = 0; i < count; i++) {
+        size_t c = 2 + varint_len(pairs[i].key_len) + pairs[i].key_len +
+                   varint_len(pairs[i].value_len) + pairs[i].value_len;
+        out->data[out->len++] = TAG(2, WT_LEN);
+        put_varint(out, c);
+        out->data[out->len++] = TAG(1, WT_LEN);
+        put_varint(out, pairs[i].key_len);
+        put(out, pairs[i].key, pairs[i].key_len);
+        out->data[out->len++] = TAG(2, WT_LEN);
+        put_varint(out, pairs[i].value_len);
+        put(out, pairs[i].value, pairs[i].value_len);
+    }
+    return WIRE_OK;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000; /* time.time_ns() // 10**6 */
+}
+
+enum { LINES_AUTO = 0, LINES_RAW = 1, LINES_JSON = 2 };
+
+static PyObject *encode_lines(PyObject *self, PyObject *args)
+{
+    (void)self;
+    Py_buffer view;
+    Py_ssize_t start, logs_room, value_room;
+    int eof, mode, have_logs;
+    PyObject *fallback;
+    if (!PyArg_ParseTuple(args, "y*npinnpO:encode_lines", &view, &start, &eof, &mode,
+                          &logs_room, &value_room, &have_logs, &fallback))
+        return NULL;
+    PyObject *result = NULL;
+    LineParse *lp = calloc(1, sizeof *lp);
+    OutPair *outs = malloc(sizeof(OutPair) * LINES_MAX_PAIRS);
+    Buf out = {0};
+    Py_ssize_t logs = 0, value_bytes = 0;
+    int full = 0;
+    if (lp == NULL || outs == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (start < 0 || start > view.len || mode < LINES_AUTO || mode > LINES_JSON) {
+        PyErr_SetString(PyExc_ValueError, "encode_lines: bad start or mode");
+        goto done;
+    }
+    const uint8_t *base = view.buf, *end_all = base + view.len;
+    const uint8_t *p = base + start;
+    while (p < end_all) {
+        const uint8_t *nl = memchr(p, '\n', (size_t)(end_all - p));
+        if (nl == NULL && !eof)
+            break; /* a line not complete yet */
+        const uint8_t *line_end = nl ? nl : end_all;
+        const uint8_t *next = nl ? nl + 1 : end_all;
+        const uint8_t *e = line_end;
+        while (e > p && (e[-1] == '\r' || e[-1] == '\n'))
+            e--;
+        const uint8_t *q = p;
+        while (q < e && py_space(*q))
+            q++;
+        if (q == e) { /* blank: skipped */
+            p = next;
+            continue;
+        }
+        size_t count = 0;
+        PyObject *held = NULL; /* the fallback's dict, while its strings are in use */
+        /* Non-ASCII before any other character: Python judges Unicode whitespace. */
+        int decided = *q < 0x80 && check_utf8((Span){p, (size_t)(e - p)}) == WIRE_OK;
+        if (decided && mode != LINES_RAW && *p == '{') {
+            int rc = line_object(p, e, lp);
+            if (rc < 0) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            decided = rc;
+            if (decided) {
+                memcpy(outs, lp->pairs, lp->count * sizeof(OutPair));
+                count = lp->count;
+            }
+        } else if (decided && mode == LINES_JSON) {
+            decided = 0; /* Python says why the line is refused */
+        } else if (decided) {
+            outs[count++] = (OutPair){(const uint8_t *)"__CONTENT__", p, 11, (size_t)(e - p)};
+        }
+        if (!decided) {
+            PyObject *line = PyBytes_FromStringAndSize((const char *)p, e - p);
+            held = line ? PyObject_CallOneArg(fallback, line) : NULL;
+            Py_XDECREF(line);
+            if (held == NULL)
+                goto done;
+            if (held == Py_None) { /* blank after all */
+                Py_DECREF(held);
+                p = next;
+                continue;
+            }
+            if (!PyDict_Check(held) || PyDict_GET_SIZE(held) > LINES_MAX_PAIRS) {
+                Py_DECREF(held);
+                PyErr_SetString(PyExc_TypeError,
+                                "the fallback must return None or a dict of at most 256 "
+                                "str -> str");
+                goto done;
+            }
+            Py_ssize_t it = 0;
+            PyObject *k, *v;
+            while (PyDict_Next(held, &it, &k, &v)) {
+                Py_ssize_t kl, vl;
+                const char *ks = PyUnicode_Check(k) ? PyUnicode_AsUTF8AndSize(k, &kl) : NULL;
+                const char *vs = ks && PyUnicode_Check(v) ? PyUnicode_AsUTF8AndSize(v, &vl)
+                                                          : NULL;
+                if (vs == NULL) {
+                    if (!PyErr_Occurred())
+                        PyErr_SetString(PyExc_TypeError, "contents must be str -> str");
+                    Py_DECREF(held);
+                    goto done;
+                }
+                outs[count++] = (OutPair){(const uint8_t *)ks, (const uint8_t *)vs,
+                                          (size_t)kl, (size_t)vl};
+            }
+        }
+        size_t size = 0;
+        for (size_t i = 0; i < count; i++)
+            size += outs[i].value_len;
+        if ((have_logs || logs) &&
+            (logs >= logs_room || (size_t)value_bytes + size > (size_t)value_room)) {
+            Py_XDECREF(held);
+            full = 1;
+            break; /* the line starts the next batch */
+        }
+        int rc = put_log(&out, wall_ms(), outs, count);
+        Py_XDECREF(held);
+        if (rc != WIRE_OK) {
+            PyErr_NoMemory();
+            goto done;
+        }
+        logs++;
+        value_bytes += (Py_ssize_t)size;
+        p = next;
+    }
+    PyObject *data = PyBytes_FromStringAndSize((const char *)out.data, (Py_ssize_t)out.len);
+    if (data != NULL) {
+        result = Py_BuildValue("(NnnnO)", data, logs, value_bytes, (Py_ssize_t)(p - base),
+                               full ? Py_True : Py_False);
+    }
+done:
+    if (lp != NULL)
+        free(lp->scratch.data);
+    free(lp);
+    free(outs);
+    free(out.data);
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /* --- configure ------------------------------------------------------------------------- */
 
 /* Every tag the walks read must be the schema's, and the schema must hold no field they do
@@ -1380,6 +1807,12 @@ static PyMethodDef methods[] = {
      "\n\nA stored chunk as JSON lines (JsonType 0); ends[i] is the end offset of record i, "
      "group_ends[j] the number of records up to the end of non-empty group j. Raises "
      "Unsupported where the Python encoder must decide."},
+    {"encode_lines", encode_lines, METH_VARARGS,
+     "encode_lines(buf, start, eof, mode, logs_room, value_room, have_logs, fallback) -> "
+     "(logs_bytes, logs, value_bytes, end, full)\n\nText lines from buf[start:] as encoded "
+     "LogGroup.logs fields (mode 0 auto, 1 raw, 2 json), until a batch is full or no whole "
+     "line is left; fallback(line) -> dict | None decides the lines the walk leaves to "
+     "Python."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -1,6 +1,6 @@
 """Type stub of the C extension (src/cls_shipper/_wire.c)."""
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 class ScanError(ValueError):
@@ -25,3 +25,14 @@ def scan_log_group_list(buf: Any, /) -> tuple[int, int]: ...
 def encode_json_lines(
     buf: Any, client_ip: str, meta_fields: Sequence[str], enable_tag: bool, /
 ) -> tuple[bytes, list[int], list[int]]: ...
+def encode_lines(
+    buf: bytes,
+    start: int,
+    eof: bool,
+    mode: int,
+    logs_room: int,
+    value_room: int,
+    have_logs: bool,
+    fallback: Callable[[bytes], dict[str, str] | None],
+    /,
+) -> tuple[bytes, int, int, int, bool]: ...

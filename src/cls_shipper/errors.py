@@ -134,6 +134,10 @@ class ClientError(ClsShipperError):
         self.message = message
 
 
+class LineError(ClsShipperError):
+    """A line the uploader's --format refuses (not a JSON object under `--format json`)."""
+
+
 class SettingsError(ClsShipperError):
     """A setting in the TOML file or a `CLS_SHIPPER_*` variable is unknown or invalid: the
     server does not start on settings it would otherwise silently ignore."""

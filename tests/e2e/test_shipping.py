@@ -112,6 +112,7 @@ CASES = [
     ("json", "gzip"), ("json", "lzop"), ("json", "snappy"), ("json", "zstd"), ("json", "lz4"),
     ("json", "none"), ("csv", "gzip"), ("parquet", "snappy"), ("parquet", "none"),
 ]
+JSON_META = ["__SOURCE__", "__FILENAME__", "__HOSTNAME__", "__TAG__", "__TIMESTAMP__"]
 CSV_KEYS = ["seq", "status", "path", "msg", "__SOURCE__", "__TIMESTAMP__", "absent"]
 
 
@@ -155,6 +156,12 @@ def test_every_format_and_codec_ships_each_record_once(
         assert keys, (fmt, codec)
         records = shipped_records(s3_server, sclient, shipper_id, bucket, fmt, codec, CSV_KEYS)
         assert_each_once(records, range(total))
+        if fmt in ("json", "csv"):  # every record as uploaded, with the same keys
+            for r in records:
+                assert {k: r[k] for k in record(0)} == record(int(r["seq"])), (fmt, codec, r)
+            if fmt == "json":
+                assert {tuple(sorted(r)) for r in records} == {tuple(sorted(
+                    [*record(0), *JSON_META]))}, (fmt, codec)
         sample = next(r for r in records if int(r["seq"]) == 4)
         if fmt == "json":
             assert sample["msg"] == record(4)["msg"] and sample["__SOURCE__"] == "10.1.2.3"

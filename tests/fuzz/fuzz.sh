@@ -1,5 +1,5 @@
 #!/bin/sh
-# `make fuzz`: libFuzzer (through atheris) over both C walks, differentially against the
+# `make fuzz`: libFuzzer (through atheris) over the three C walks, differentially against the
 # Python paths, each for FUZZ_SECONDS. The extension is built with clang for coverage
 # feedback (-fsanitize=fuzzer-no-link) and AddressSanitizer, in a temporary directory.
 # A finding exits non-zero and leaves its input in fuzz-artifacts/.
@@ -16,7 +16,7 @@ PYTHON=$python "$root/tests/fuzz/build_wire.sh" "$build" clang \
 preload=$("$python" -c 'import atheris; print(atheris.path())')/asan_with_fuzzer.so
 mkdir -p "$root/fuzz-artifacts"
 cd "$root"
-for target in scan json; do
+for target in scan json lines; do
     echo "fuzzing $target for ${seconds}s"
     # The fuzzer's own progress (a line per module it instruments, a line per new coverage
     # point) goes to a log: printed whole on a finding, only its final figures otherwise.

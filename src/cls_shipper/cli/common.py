@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -17,9 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cls_shipper.cli.client import ClsClient, find_credentials, tls_context
+from cls_shipper.cli.client import ClsClient, Uploader, find_credentials, tls_context
 from cls_shipper.errors import ClientError, SettingsError
-from cls_shipper.settings import DATABASE_FILE, Settings, load_settings
+
+if TYPE_CHECKING:  # the client commands (upload) start without the server's settings stack
+    from cls_shipper.settings import Settings
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Data directory "
                                               "(database, keys, local buckets).")]
@@ -31,6 +33,8 @@ DatabaseUrl = Annotated[str | None, typer.Option("--database-url",
 
 
 def settings_from(config: Path | None, **overrides: object) -> Settings:
+    from cls_shipper.settings import load_settings
+
     try:
         return load_settings(config, **overrides)
     except SettingsError as exc:
@@ -42,6 +46,8 @@ def settings_from(config: Path | None, **overrides: object) -> Settings:
 def require_database(settings: Settings) -> None:
     """Commands that work on an existing server's data refuse a data directory without a
     database: opening it would create a new, empty one that no server uses."""
+    from cls_shipper.settings import DATABASE_FILE
+
     if settings.database_url is None and not (settings.data_dir / DATABASE_FILE).exists():
         raise typer.BadParameter(f"no database in {settings.data_dir.resolve()} "
                                  "(give --data-dir or --database-url)")
@@ -103,6 +109,17 @@ def signed_client(endpoint: str, data_dir: Path | None, ca_file: Path | None = N
         raise fail(exc.message) from None
 
 
+def signed_uploader(endpoint: str, data_dir: Path | None, ca_file: Path | None = None,
+                    client_cert: Path | None = None) -> Uploader:
+    """The uploader's POSTs, signed and verified as `signed_client`'s."""
+    ca_file = ca_file or _path_from_env("CLS_SHIPPER_CA_FILE")
+    client_cert = client_cert or _path_from_env("CLS_SHIPPER_CLIENT_CERT")
+    try:
+        return Uploader(endpoint, *credentials(data_dir), tls_context(ca_file, client_cert))
+    except ClientError as exc:
+        raise fail(exc.message) from None
+
+
 def _path_from_env(name: str) -> Path | None:
     value = os.environ.get(name)
     return Path(value) if value else None
@@ -130,6 +147,8 @@ def server_zone() -> ZoneInfo:
 
 def zone_named(name: str | None) -> ZoneInfo:
     """`--tz`, or the server's zone when it is not given; a bad name exits with a line."""
+    from cls_shipper.settings import Settings
+
     chosen = name or os.environ.get("CLS_SHIPPER_TIMEZONE") or str(
         Settings.model_fields["timezone"].default)
     try:

@@ -3,96 +3,68 @@ both against a running server over the legacy API, signed like the official SDK.
 
 from __future__ import annotations
 
+import io
 import socket
 import sys
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import Annotated, Any, cast
 
+import lz4.block
 import orjson
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
+from cls_shipper.cli.client import Uploader
 from cls_shipper.cli.common import (
     CaFile,
     ClientCert,
     CredentialsDir,
     Endpoint,
     signed_client,
+    signed_uploader,
 )
-from cls_shipper.errors import ClientError
-from cls_shipper.ingest import cls_pb
-from cls_shipper.ingest.decode import compress_lz4
-from cls_shipper.ingest.schema import MAX_GROUP_VALUE_BYTES
+from cls_shipper.errors import ClientError, LineError
+from cls_shipper.ingest.lines import Mode, batches
 
 console = Console(stderr=True)
 app = typer.Typer(no_args_is_help=True, help="Read a topic's logs from a running server.")
 
 TopicId = Annotated[str, typer.Option("--topic-id", help="The topic.")]
 
-# Stay clear of the 5 MiB-per-LogGroup limit with the keys and framing on top of the values.
-BATCH_VALUE_BYTES = MAX_GROUP_VALUE_BYTES - (512 << 10)
+# Uploads in flight at once: the next batch is encoded while the server stores the last
+# ones, and memory stays bounded (each holds one batch, at most ~5 MiB).
+MAX_PARALLEL = 8
+# A 5xx, a 429 or a broken connection is retried, after 0.5, 1, 2, 4 s; then the upload fails.
+RETRIES = 4
+RETRY_BASE_SECONDS = 0.5
 
 
-def _contents(line: str, fmt: str) -> dict[str, str]:
-    """A line's contents: a JSON object's fields (non-string values as JSON text), or the
-    whole line under CLS's own `__CONTENT__` key."""
-    if fmt != "raw" and line.startswith("{"):
+def _post(uploader: Uploader, topic_id: str, payload: bytes) -> None:
+    """One batch, retried while the server is busy or unreachable; a refusal (4xx) at once.
+    A retry after an answer was lost may store the batch twice (at-least-once)."""
+    body = lz4.block.compress(payload, store_size=False)  # a raw block, as the SDKs send
+    for attempt in range(RETRIES + 1):
         try:
-            data = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            data = None
-        if isinstance(data, dict) and data:
-            return {str(k): v if isinstance(v, str) else orjson.dumps(v).decode()
-                    for k, v in data.items()}
-    if fmt == "json":
-        raise typer.BadParameter(f"not a JSON object: {line[:80]!r}")
-    return {"__CONTENT__": line}
-
-
-@dataclass
-class _Batch:
-    group: Any
-    logs: int = 0
-    value_bytes: int = 0
-    file_bytes: int = 0
-
-
-def _batches(stream: IO[bytes], filename: str, hostname: str, fmt: str,
-             batch_size: int) -> Iterator[_Batch]:
-    def fresh() -> _Batch:
-        group = cls_pb.LogGroup()
-        group.filename, group.hostname = filename, hostname
-        return _Batch(group)
-
-    batch = fresh()
-    consumed = 0  # file bytes behind the current batch, for the progress bar
-    for raw in stream:
-        line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-        if not line.strip():
-            consumed += len(raw)
-            continue
-        contents = _contents(line, fmt)
-        size = sum(len(v.encode()) for v in contents.values())
-        if batch.logs and (batch.logs >= batch_size
-                           or batch.value_bytes + size > BATCH_VALUE_BYTES):
-            batch.file_bytes = consumed
-            yield batch
-            batch, consumed = fresh(), 0
-        consumed += len(raw)
-        log = batch.group.logs.add()
-        log.time = time.time_ns() // 1_000_000
-        for key, value in contents.items():
-            item = log.contents.add()
-            item.key, item.value = key, value
-        batch.logs += 1
-        batch.value_bytes += size
-    batch.file_bytes = consumed
-    if batch.logs or consumed:
-        yield batch
+            uploader.post("/structuredlog", {"topic_id": topic_id}, body,
+                          {"Content-Type": "application/x-protobuf",
+                           "x-cls-compress-type": "lz4"})
+            return
+        except ClientError as exc:
+            busy = exc.status == 429 or exc.status >= 500 or exc.code == "ConnectionFailed"
+            if attempt == RETRIES or not busy:
+                raise
+        time.sleep(RETRY_BASE_SECONDS * 2 ** attempt)
 
 
 def upload(
@@ -109,51 +81,72 @@ def upload(
                                      )] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, max=10_000,
                                             help="Logs per upload.")] = 1000,
+    parallel: Annotated[int, typer.Option(min=1, max=MAX_PARALLEL,
+                                          help="Uploads in flight at once. With more than "
+                                          "one, a file's batches may be stored out of "
+                                          "order.")] = 3,
 ) -> None:
     """Upload files into a topic (POST /structuredlog, protobuf + lz4), with progress."""
     if fmt not in ("auto", "raw", "json"):
         raise typer.BadParameter("--format must be auto, raw or json")
+    mode = cast(Mode, fmt)
     for path in files:
         if str(path) != "-" and not path.is_file():
             raise typer.BadParameter(f"{path} is not a readable file")
-    client = signed_client(endpoint, data_dir, ca_file, client_cert)
+    client = signed_uploader(endpoint, data_dir, ca_file, client_cert)
     hostname = socket.gethostname()
     total_logs = total_uploads = 0
     sizes = {p: (0 if str(p) == "-" else p.stat().st_size) for p in files}
     columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
                TimeRemainingColumn())
+    pool = ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="upload")
+    in_flight: deque[tuple[Future[None], int, int]] = deque()  # (upload, logs, file bytes)
     try:
         with Progress(*columns, console=console) as progress:
             for path in files:
                 task = progress.add_task(str(path)[-40:], total=sizes[path] or None)
                 logs = uploads = 0
+
+                def settle(keep: int, task: TaskID = task) -> None:
+                    """Wait for the oldest uploads until at most `keep` are in flight."""
+                    nonlocal logs, uploads
+                    while len(in_flight) > keep:
+                        future, count, file_bytes = in_flight.popleft()
+                        future.result()
+                        logs += count
+                        uploads += 1
+                        progress.advance(task, file_bytes)
+
                 stdin = str(path) == "-"
-                stream = sys.stdin.buffer if stdin else path.open("rb")
+                stream = cast(io.BufferedIOBase, sys.stdin.buffer if stdin else path.open("rb"))
                 try:
                     name = "<stdin>" if stdin else str(path.resolve())
-                    for batch in _batches(stream, name, hostname, fmt, batch_size):
-                        if batch.logs:
-                            group_list = cls_pb.LogGroupList()
-                            group_list.logGroupList.add().CopyFrom(batch.group)
-                            client.request(
-                                "POST", "/structuredlog", {"topic_id": topic_id},
-                                compress_lz4(group_list.SerializeToString()),
-                                {"Content-Type": "application/x-protobuf",
-                                 "x-cls-compress-type": "lz4"})
-                            logs += batch.logs
-                            uploads += 1
-                        progress.advance(task, batch.file_bytes)
+                    for batch in batches(stream, name, hostname, mode, batch_size):
+                        if not batch.logs:
+                            progress.advance(task, batch.file_bytes)
+                            continue
+                        settle(parallel - 1)
+                        in_flight.append((pool.submit(_post, client, topic_id, batch.payload),
+                                          batch.logs, batch.file_bytes))
+                    settle(0)
                 finally:
                     if not stdin:
                         stream.close()
                 total_logs += logs
                 total_uploads += uploads
                 progress.console.print(f"{path}: {logs} logs accepted in {uploads} uploads")
+    except LineError as exc:
+        raise typer.BadParameter(exc.message) from None
     except ClientError as exc:
-        console.print(f"[red]upload refused: {exc}[/red]\n{total_logs} logs were accepted "
+        accepted = total_logs + logs + sum(count for future, count, _ in in_flight
+                                           if future.done() and future.exception() is None)
+        console.print(f"[red]upload refused: {exc}[/red]\n{accepted} logs were accepted "
                       "before that.")
         raise typer.Exit(1) from None
     finally:
+        for future, _, _ in in_flight:
+            future.cancel()
+        pool.shutdown(wait=True)
         client.close()
     console.print(f"[green]{total_logs} logs accepted into topic {topic_id} "
                   f"({total_uploads} uploads).[/green]")
@@ -186,6 +179,8 @@ def tail(
     interval: Annotated[float, typer.Option(min=0.05, help="Poll interval (s).")] = 1.0,
 ) -> None:
     """Print a topic's records as JSON lines (GET /cursor, then GET /log), following new ones."""
+    from cls_shipper.ingest import cls_pb
+
     client = signed_client(endpoint, data_dir, ca_file, client_cert)
     begin = "0" if from_start else (start or str(time.time_ns() // 1_000_000))
     out = sys.stdout.buffer

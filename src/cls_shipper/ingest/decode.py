@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ import lz4.block
 import orjson
 import zstandard
 from google.protobuf.message import DecodeError, Message
+from zlib_ng import zlib_ng
 
 from cls_shipper.errors import Kinds, ServiceError
 from cls_shipper.ingest import cls_pb
@@ -41,6 +41,9 @@ from cls_shipper.ingest.schema import (
     wire_tags,
 )
 from cls_shipper.timefmt import now_ms
+
+# zlib-ng's inflate error (its stub types it as an instance, not a class).
+_InflateError: type[Exception] = zlib_ng.error  # type: ignore[assignment]
 
 # No size travels with an LZ4 block, so decompression needs a bound: far above what the
 # limits allow in practice (a few 5 MiB groups), low enough that a bomb cannot hurt. It holds
@@ -165,7 +168,7 @@ def _inflate_members(view: memoryview, size_hint: int | None) -> bytes | None:
         if members > MAX_MEMBERS:
             raise _too_many("deflate", "zlib streams or gzip members")
         start = pos
-        inflater = zlib.decompressobj(47)  # 32 + 15: a zlib or a gzip header, detected
+        inflater = zlib_ng.decompressobj(47)  # 32 + 15: a zlib or a gzip header, detected
         while not inflater.eof:
             if pos >= len(view):
                 if members == 1:
@@ -174,7 +177,7 @@ def _inflate_members(view: memoryview, size_hint: int | None) -> bytes | None:
             piece = view[pos:pos + _ZLIB_PIECE]
             try:
                 out = inflater.decompress(piece, limit - size + 1)
-            except zlib.error:
+            except _InflateError:
                 if members == 1:
                     return None
                 raise _trailing("deflate", "zlib stream or gzip member", start,
@@ -197,10 +200,10 @@ def _deflate(payload: bytes, size_hint: int | None) -> bytes:
     if out is not None:
         return out
     limit = MAX_RAW_BYTES if size_hint is None else size_hint
-    inflater = zlib.decompressobj(-15)
+    inflater = zlib_ng.decompressobj(-15)
     try:
         out = inflater.decompress(payload, limit + 1)
-    except zlib.error:
+    except _InflateError:
         raise _corrupt("deflate") from None
     if len(out) > limit or inflater.unconsumed_tail or not inflater.eof:
         raise _corrupt("deflate")

@@ -14,17 +14,20 @@ of large chunks wait for one another instead of adding up.
 from __future__ import annotations
 
 import threading
-import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
 import cramjam
 import zstandard
+from zlib_ng import zlib_ng
 
 from cls_shipper.errors import CorruptChunkError
 from cls_shipper.ingest.decode import decompress
 from cls_shipper.ingest.schema import read_varint, wire_tags
+
+# zlib-ng's inflate error (its stub types it as an instance, not a class).
+_InflateError: type[Exception] = zlib_ng.error  # type: ignore[assignment]
 
 _TAGS = wire_tags()
 GROUP_TAG = _TAGS["LogGroupList.logGroupList"]
@@ -113,10 +116,10 @@ def _deflate_pieces(payload: bytes, raw_size: int) -> Iterator[bytes]:
     wbits = 47
     try:
         while left > 0 and pos < len(view):
-            inflater = zlib.decompressobj(wbits)
+            inflater = zlib_ng.decompressobj(wbits)
             try:
                 piece = inflater.decompress(view[pos:], min(_PIECE, left))
-            except zlib.error:
+            except _InflateError:
                 if pos or wbits != 47:
                     raise
                 wbits = -15  # not zlib or gzip framed: the raw deflate form
@@ -131,7 +134,7 @@ def _deflate_pieces(payload: bytes, raw_size: int) -> Iterator[bytes]:
             if not inflater.eof:
                 break
             pos = len(view) - len(inflater.unused_data)
-    except zlib.error:
+    except _InflateError:
         raise CorruptChunkError("a stored deflate chunk does not decompress") from None
 
 
