@@ -21,6 +21,10 @@ worker's claim):
 | `failed`            | `retry`: PUT /task(s), RetryShipperTask           | `wait`    | user    |
 | any                 | `delete_shipper_tasks`: shipper deleted           | -         | user    |
 
+`success` is final: no transition leaves it (only deleting the shipper removes the task), so
+a listing may hold successful tasks it has read (`service/task_cache.py`). A new transition
+out of `success` must end that.
+
 A shipper is **blocked** while its destination refuses it (bucket missing, access denied, a
 config the store rejects): `fail` blocks it in the transaction that fails the task, `claim`
 skips its tasks (so its other windows keep their retry budget), workers probe its destination
