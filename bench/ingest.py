@@ -7,7 +7,8 @@ official SDK sends them) through HTTP into a running server, beside the decode-o
 
 Without --endpoint a server is started on a temporary data dir (`serve --workers 0`), or with
 --database-url, `--api-nodes` API nodes (`serve --role api`) on that database, the
-connections dealt among them in turn (their CPU is summed). `--profile FILE` samples the
+connections dealt among them in turn (their CPU is summed); `--topics` spreads the
+connections over that many topics. `--profile FILE` samples the
 first node with py-spy meanwhile and writes its collapsed stacks there. The client is a
 minimal asyncio HTTP/1.1 keep-alive client sending pre-signed requests (the
 q-sign signature does not cover the body), so the client's own CPU stays small on a 2-core
@@ -109,16 +110,19 @@ def signed_uploads(endpoint: str, topic: str, bodies: list[bytes]) -> list[bytes
             for body in bodies]
 
 
-async def http_run(endpoints: list[str], topic: str, bodies: list[bytes], connections: int,
-                   seconds: float) -> tuple[int, float]:
-    requests = [signed_uploads(endpoint, topic, bodies) for endpoint in endpoints]
+async def http_run(endpoints: list[str], topic_ids: list[str], bodies: list[bytes],
+                   connections: int, seconds: float) -> tuple[int, float]:
+    """Uploads on `connections` connections for `seconds`: connection n talks to endpoint
+    n mod len(endpoints) and uploads into topic n mod len(topic_ids)."""
+    requests = {(e, t): signed_uploads(endpoints[e], topic_ids[t], bodies)
+                for e in range(len(endpoints)) for t in range(len(topic_ids))}
     deadline = time.perf_counter() + seconds
     sent = 0
 
     async def connection(n: int) -> None:
         nonlocal sent
         url = urlsplit(endpoints[n % len(endpoints)])
-        heads = requests[n % len(endpoints)]
+        heads = requests[(n % len(endpoints), n % len(topic_ids))]
         reader, writer = await asyncio.open_connection(url.hostname, url.port)
         i = n
         while time.perf_counter() < deadline:
@@ -155,6 +159,7 @@ def main() -> None:
     parser.add_argument("--endpoint", help="an already running server (default: start one)")
     parser.add_argument("--database-url", help="start API nodes on this database")
     parser.add_argument("--api-nodes", type=int, default=1)
+    parser.add_argument("--topics", type=int, default=1, help="connections dealt among them")
     parser.add_argument("--profile", help="py-spy's collapsed stacks of the first node")
     args = parser.parse_args()
 
@@ -187,9 +192,10 @@ def main() -> None:
         client = LegacyClient(endpoints[0])
         logset = client.call("POST", "/logset", json={"logset_name": f"bench-{time.time_ns()}",
                                                       "period": 1})["logset_id"]
-        topic = client.call("POST", "/topic", json={"logset_id": logset,
-                                                    "topic_name": "nginx"})["topic_id"]
-        asyncio.run(http_run(endpoints, topic, bodies, args.connections, 1.0))  # warm-up
+        topic_ids = [client.call("POST", "/topic", json={"logset_id": logset,
+                                                         "topic_name": f"nginx{n}"})["topic_id"]
+                     for n in range(args.topics)]
+        asyncio.run(http_run(endpoints, topic_ids, bodies, args.connections, 1.0))  # warm-up
         pids = [server.proc.pid for server in servers if server.proc]
         if args.profile and pids:
             profiler = subprocess.Popen(
@@ -198,7 +204,7 @@ def main() -> None:
                  "--output", args.profile, "--nonblocking"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         cpu0 = sum(map(cpu_seconds, pids))
-        sent, elapsed = asyncio.run(http_run(endpoints, topic, bodies, args.connections,
+        sent, elapsed = asyncio.run(http_run(endpoints, topic_ids, bodies, args.connections,
                                              args.seconds))
         cpu = sum(map(cpu_seconds, pids)) - cpu0 if pids else None
         if profiler is not None:

@@ -80,6 +80,8 @@ log_chunks = Table(
     Column("codec", String(16), nullable=False),
     Column("raw_size", Integer, nullable=False),
     Column("client_ip", String(64), nullable=False, default=""),
+    # As the client compressed it; on PostgreSQL with STORAGE EXTERNAL (migration 0006), so
+    # that the database does not try to compress it again.
     Column("payload", LargeBinary, nullable=False),
     # Window reads find their first chunk here and then walk the primary key in offset order.
     # (Measured on 3M chunks, bench/chunk_plans.py: adding first_offset to this index makes
