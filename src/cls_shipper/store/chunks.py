@@ -14,7 +14,6 @@ import functools
 import logging
 import queue
 import threading
-import time
 import weakref
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
@@ -169,30 +168,16 @@ class _Pending:
     future: Future[Appended]
 
 
-# Longest a commit waits for uploads it expects (see ChunkWriter): a fraction of a commit's
-# own duration, so a fast disk waits next to nothing, and never more than this.
-MAX_PATIENCE_S = 0.004
-
-
 class ChunkWriter:
     """Group commit: one thread drains the queue of pending uploads into one transaction at
     a time and resolves each waiter after the commit. While a commit is being fsynced, new
-    uploads queue up and go together into the next one.
-
-    With few producers that alone splits them: the first upload back after an
-    acknowledgement finds the writer idle and is committed alone, and the others, a moment
-    behind it, wait for that commit and then pay for their own. So a commit that holds fewer
-    uploads than the last one (whose producers are coming back) waits for them, at most half
-    as long as the last commit took (and MAX_PATIENCE_S), as PostgreSQL's `commit_delay`
-    does. Nothing is acknowledged before its commit: only when a commit starts changes."""
+    uploads queue up and go together into the next one."""
 
     def __init__(self, db: Database, max_batch: int = 512, max_bytes: int = 64 << 20) -> None:
         self._db = db
         self._max_batch = max_batch
         self._max_bytes = max_bytes
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
-        self._expected = 1  # uploads the last commit held
-        self._patience = 0.0  # seconds: half the last commit's duration, capped
         self._thread = threading.Thread(target=self._run, name="cls-chunk-writer", daemon=True)
         self._thread.start()
 
@@ -208,20 +193,6 @@ class ChunkWriter:
         self._queue.put(None)
         self._thread.join()
 
-    def _next(self, batch: list[_Pending], deadline: float | None) -> _Pending | None:
-        """The next queued upload for this batch; raises queue.Empty when the batch is
-        complete: nothing queued and, past the expected count or the deadline, none to
-        wait for."""
-        try:
-            return self._queue.get_nowait()
-        except queue.Empty:
-            if len(batch) >= self._expected or deadline is None:
-                raise
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise
-            return self._queue.get(timeout=remaining)
-
     def _run(self) -> None:
         stopping = False
         while not stopping:
@@ -230,10 +201,9 @@ class ChunkWriter:
                 return
             batch = [first]
             size = len(first.chunk.payload)
-            deadline = time.monotonic() + self._patience if self._patience else None
             while len(batch) < self._max_batch and size < self._max_bytes:
                 try:
-                    item = self._next(batch, deadline)
+                    item = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if item is None:
@@ -245,10 +215,7 @@ class ChunkWriter:
             # 200, so its chunk is simply not written.
             live = [p for p in batch if p.future.set_running_or_notify_cancel()]
             if live:
-                began = time.monotonic()
                 self._commit(live)
-                self._expected = len(live)
-                self._patience = min(MAX_PATIENCE_S, (time.monotonic() - began) / 2)
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:

@@ -111,24 +111,6 @@ def test_group_commit_under_concurrency(ctx: Context) -> None:
         assert offsets == sorted(offsets)
 
 
-def test_a_commit_waiting_for_producers_that_do_not_come_still_commits(ctx: Context) -> None:
-    """A writer expecting as many uploads as its last commit held waits for them only until
-    its deadline: an upload alone is committed (and stored) all the same, and the uploads
-    that do come go into one commit together."""
-    topic = _topic(ctx)
-    writer = store.ChunkWriter(ctx.db)
-    try:
-        together = [writer.submit(_chunk(topic, 2, f"a{i}".encode())) for i in range(4)]
-        assert sorted(f.result().first_offset for f in together) == [0, 2, 4, 6]
-        writer._expected, writer._patience = 4, 0.05  # as after a commit of four, slow disk
-        alone = writer.submit(_chunk(topic, 3, b"alone")).result()
-        assert alone.first_offset == 8
-        stored = list(store.read_window(ctx.db, topic, 0, 1 << 62))
-        assert [c.first_offset for c in stored] == [0, 2, 4, 6, 8]
-    finally:
-        writer.close()
-
-
 def test_read_window_streams_in_offset_order(ctx: Context) -> None:
     topic = _topic(ctx)
     base = now_ms() + 10_000_000
