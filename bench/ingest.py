@@ -4,10 +4,14 @@ official SDK sends them) through HTTP into a running server, beside the decode-o
 
     .venv/bin/python bench/ingest.py [--seconds 5] [--connections 16] [--endpoint URL]
                                      [--metrics on|off]
+    .venv/bin/python bench/ingest.py --database-url postgresql://... --api-nodes 2
 
-Without --endpoint a server is started on a temporary data dir (`serve --workers 0`, with
-Prometheus metrics collected unless `--metrics off`: run both, alternating, to see what
-collecting them costs). The
+Without --endpoint a server is started on a temporary data dir (`serve --workers 0`), or with
+--database-url, `--api-nodes` API nodes (`serve --role api`) on that database, the
+connections dealt among them in turn (their CPU is summed); `--topics` spreads the
+connections over that many topics. Started servers collect Prometheus metrics unless
+`--metrics off` (run both, alternating, to see what collecting them costs). `--profile FILE`
+samples the first node with py-spy meanwhile and writes its collapsed stacks there. The
 client is a minimal asyncio HTTP/1.1 keep-alive client sending pre-signed requests (the
 q-sign signature does not cover the body), so the client's own CPU stays small on a 2-core
 machine and the figure is the server's.
@@ -19,6 +23,7 @@ import argparse
 import asyncio
 import os
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -94,23 +99,32 @@ def decode_rate(bodies: list[bytes], seconds: float, full: bool) -> float:
     return done / (time.perf_counter() - start)
 
 
-async def http_run(endpoint: str, topic: str, bodies: list[bytes], connections: int,
-                   seconds: float) -> tuple[int, float]:
-    url = urlsplit(endpoint)
-    host = url.netloc
+def signed_uploads(endpoint: str, topic: str, bodies: list[bytes]) -> list[bytes]:
+    """Whole pre-signed HTTP/1.1 requests, one per body."""
+    host = urlsplit(endpoint).netloc
     params = {"topic_id": topic}
     headers = {"Host": host, "Content-Type": "application/x-protobuf"}
     auth = qsign.sign(SECRET_ID, SECRET_KEY, "POST", "/structuredlog", params, headers,
                       int(time.time()) - 60, 900)
-    heads = [(f"POST /structuredlog?{urlencode(params)} HTTP/1.1\r\nHost: {host}\r\n"
-              f"Content-Type: application/x-protobuf\r\nx-cls-compress-type: lz4\r\n"
-              f"Authorization: {auth}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
-             for body in bodies]
+    return [(f"POST /structuredlog?{urlencode(params)} HTTP/1.1\r\nHost: {host}\r\n"
+             f"Content-Type: application/x-protobuf\r\nx-cls-compress-type: lz4\r\n"
+             f"Authorization: {auth}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+            for body in bodies]
+
+
+async def http_run(endpoints: list[str], topic_ids: list[str], bodies: list[bytes],
+                   connections: int, seconds: float) -> tuple[int, float]:
+    """Uploads on `connections` connections for `seconds`: connection n talks to endpoint
+    n mod len(endpoints) and uploads into topic n mod len(topic_ids)."""
+    requests = {(e, t): signed_uploads(endpoints[e], topic_ids[t], bodies)
+                for e in range(len(endpoints)) for t in range(len(topic_ids))}
     deadline = time.perf_counter() + seconds
     sent = 0
 
     async def connection(n: int) -> None:
         nonlocal sent
+        url = urlsplit(endpoints[n % len(endpoints)])
+        heads = requests[(n % len(endpoints), n % len(topic_ids))]
         reader, writer = await asyncio.open_connection(url.hostname, url.port)
         i = n
         while time.perf_counter() < deadline:
@@ -147,6 +161,10 @@ def main() -> None:
     parser.add_argument("--endpoint", help="an already running server (default: start one)")
     parser.add_argument("--metrics", choices=["on", "off"], default="on",
                         help="whether the started server collects metrics (default on)")
+    parser.add_argument("--database-url", help="start API nodes on this database")
+    parser.add_argument("--api-nodes", type=int, default=1)
+    parser.add_argument("--topics", type=int, default=1, help="connections dealt among them")
+    parser.add_argument("--profile", help="py-spy's collapsed stacks of the first node")
     args = parser.parse_args()
 
     rng = random.Random(7)
@@ -158,32 +176,50 @@ def main() -> None:
     print(f"bodies: {args.logs} logs, {raw_per_body / 1024:.0f} KiB protobuf, "
           f"{wire_per_body / 1024:.0f} KiB lz4")
 
-    server = None
-    endpoint = args.endpoint
-    if endpoint is None:
-        server = ServerProcess(Path(tempfile.mkdtemp(prefix="cls-bench-")),
-                               args=["--workers", "0",
-                                     "--metrics" if args.metrics == "on" else "--no-metrics"]
-                               ).start()
-        print(f"server metrics: {args.metrics}")
-        endpoint = server.base_url
+    # Decode-only is measured before and after the HTTP run and averaged: the machine is
+    # shared, and what else runs on it changes within seconds.
+    parse_before = decode_rate(bodies, min(args.seconds, 3.0) / 2, full=False)
+    servers: list[ServerProcess] = []
+    endpoints = [args.endpoint] if args.endpoint else []
+    profiler = None
     try:
-        client = LegacyClient(endpoint)
+        if not endpoints:
+            node_args = (["--role", "api"] if args.database_url else ["--workers", "0"])
+            node_args.append("--metrics" if args.metrics == "on" else "--no-metrics")
+            for _ in range(args.api_nodes if args.database_url else 1):
+                servers.append(ServerProcess(Path(tempfile.mkdtemp(prefix="cls-bench-")),
+                                             args=node_args,
+                                             database_url=args.database_url).start())
+            endpoints = [server.base_url for server in servers]
+        print(f"server metrics: {args.metrics}")
+        print(f"{len(endpoints)} API node(s) on "
+              f"{(args.database_url or 'sqlite').split(':', 1)[0]}; load average "
+              f"{os.getloadavg()[0]:.2f}")
+        client = LegacyClient(endpoints[0])
         logset = client.call("POST", "/logset", json={"logset_name": f"bench-{time.time_ns()}",
                                                       "period": 1})["logset_id"]
-        topic = client.call("POST", "/topic", json={"logset_id": logset,
-                                                    "topic_name": "nginx"})["topic_id"]
-        asyncio.run(http_run(endpoint, topic, bodies, args.connections, 1.0))  # warm-up
-        cpu0 = cpu_seconds(server.proc.pid) if server and server.proc else None
-        sent, elapsed = asyncio.run(http_run(endpoint, topic, bodies, args.connections,
+        topic_ids = [client.call("POST", "/topic", json={"logset_id": logset,
+                                                         "topic_name": f"nginx{n}"})["topic_id"]
+                     for n in range(args.topics)]
+        asyncio.run(http_run(endpoints, topic_ids, bodies, args.connections, 1.0))  # warm-up
+        pids = [server.proc.pid for server in servers if server.proc]
+        if args.profile and pids:
+            profiler = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pids[0]),
+                 "--format", "raw", "--rate", "200", "--duration", str(int(args.seconds)),
+                 "--output", args.profile, "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cpu0 = sum(map(cpu_seconds, pids))
+        sent, elapsed = asyncio.run(http_run(endpoints, topic_ids, bodies, args.connections,
                                              args.seconds))
-        cpu = cpu_seconds(server.proc.pid) - cpu0 if server and server.proc and cpu0 is not None \
-            else None
+        cpu = sum(map(cpu_seconds, pids)) - cpu0 if pids else None
+        if profiler is not None:
+            profiler.wait(timeout=60)
     finally:
-        if server is not None:
+        for server in servers:
             server.stop()
 
-    parse = decode_rate(bodies, min(args.seconds, 3.0), full=False)
+    parse = (parse_before + decode_rate(bodies, min(args.seconds, 3.0) / 2, full=False)) / 2
     check = decode_rate(bodies, min(args.seconds, 3.0), full=True)
     ingest = sent / elapsed
     print(f"ingest over HTTP ({args.connections} connections, {elapsed:.1f}s): "

@@ -6,8 +6,9 @@ fields into the model and to render the model back. Each surface holds only its 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
+from operator import attrgetter
 from typing import Any, Generic, TypeVar
 
 from cls_shipper.timefmt import format_legacy
@@ -83,19 +84,16 @@ class Field:
     wire: str = ""
     conv: Converter = PLAIN
     omit: Callable[[Any], bool] | None = None
+    # `attr` as one call, made once: a listing renders thousands of fields per answer.
+    value_of: Callable[[Any], Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.wire:
             if not isinstance(self.attr, str):
                 raise TypeError("a computed field needs a wire name")
             object.__setattr__(self, "wire", self.attr.rsplit(".", 1)[-1])
-
-    def value_of(self, obj: Any) -> Any:
-        if not isinstance(self.attr, str):
-            return self.attr(obj)
-        for step in self.attr.split("."):
-            obj = getattr(obj, step)
-        return obj
+        object.__setattr__(self, "value_of",
+                           attrgetter(self.attr) if isinstance(self.attr, str) else self.attr)
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +133,7 @@ class FieldMap(Generic[T]):
             value = f.value_of(obj)
             if f.omit is not None and f.omit(value):
                 continue
-            out[f.wire] = f.conv.write(value, zone)
+            out[f.wire] = value if f.conv is PLAIN else f.conv.write(value, zone)
         return out
 
 

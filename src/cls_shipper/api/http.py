@@ -8,7 +8,7 @@ import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import anyio
@@ -177,8 +177,8 @@ def parse_json(raw: bytes, kind: ErrorKind) -> Any:
         raise ServiceError(kind, f"the body is not valid JSON: {exc}") from None
 
 
-def json_response(data: Any) -> Response:
-    return Response(orjson.dumps(data), media_type="application/json")
+def json_response(data: Any, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(data), media_type="application/json", headers=headers)
 
 
 def empty_response() -> Response:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 from cls_shipper.model.objects import ShippedObject
 from cls_shipper.model.shipper import ShipperConfig
@@ -46,10 +47,12 @@ class Run:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
-class Task:
+class Task(NamedTuple):
     """A task as a listing shows it. `start_ms` is when its current run started, or when it
-    was queued if it has not run yet; `end_ms` is when that run ended (None until then)."""
+    was queued if it has not run yet; `end_ms` is when that run ended (None until then).
+
+    A tuple rather than a dataclass: a listing makes hundreds of them per request, and a
+    tuple is what the database row already is."""
 
     task_id: str
     shipper_id: str
@@ -63,10 +66,20 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True)
-class TaskDetail(Task):
-    """A task with everything the ledger knows of it: counters, lease, what it shipped, the
-    config it ships with (the shipper's when the window was cut, or when it was retried with
-    a reload) and, when asked for, its runs oldest first."""
+class TaskDetail:
+    """A task with everything the ledger knows of it: `Task`'s fields, then counters, lease,
+    what it shipped, the config it ships with (the shipper's when the window was cut, or when
+    it was retried with a reload) and, when asked for, its runs oldest first."""
+
+    task_id: str
+    shipper_id: str
+    topic_id: str
+    range_start_ms: int
+    range_end_ms: int
+    start_ms: int
+    end_ms: int | None
+    status: TaskStatus
+    message: str
 
     created_ms: int
     attempts: int

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from cls_shipper.auth.keys import KeyCache
+from cls_shipper.service.task_cache import FinalTasks
 from cls_shipper.settings import Settings
 from cls_shipper.sinks import Sink, open_sink
 from cls_shipper.store import Database
@@ -17,6 +18,7 @@ class Context:
     db: Database
     settings: Settings
     keys: KeyCache = field(init=False)
+    final_tasks: FinalTasks = field(init=False, default_factory=FinalTasks)
     _sink: Sink | None = field(init=False, default=None)
     _sink_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 

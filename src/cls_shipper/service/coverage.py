@@ -14,7 +14,6 @@ from cls_shipper.service.context import Context
 from cls_shipper.service.shippers import Shipper
 from cls_shipper.service.shippers import get as get_shipper
 from cls_shipper.shipping import ledger
-from cls_shipper.timefmt import now_ms
 
 # A timeline of more windows than this is refused rather than drawn: a week of 5-minute
 # windows is 2,016, a day of 10-second ones 8,640.
@@ -48,8 +47,10 @@ def coverage(ctx: Context, shipper_id: str, start_ms: int, end_ms: int) -> Cover
     # window closed (a window becomes a task only then): every window starting in the range
     # has its run start at or after `start_ms`. Later windows are dropped here.
     with ctx.db.read() as conn:
-        listed = ledger.list_tasks(conn, shipper_id, start_ms, now_ms() + LISTING_SLACK_MS)
-    windows = [task for task in listed if start_ms <= task.range_start_ms < end_ms]
+        ids = [row.task_id for row in ledger.windows_starting_in(conn, shipper_id, start_ms,
+                                                                  end_ms - 1)]
+        listed = ledger.tasks_by_id(conn, shipper_id, ids)
+    windows = sorted(listed, key=lambda task: task.range_start_ms)
     return Coverage(shipper, start_ms, end_ms, windows)
 
 

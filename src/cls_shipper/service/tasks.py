@@ -5,6 +5,8 @@ A task is one window of one shipper; its types are the model's (`Task` as listed
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
@@ -17,9 +19,17 @@ from cls_shipper.store.schema import shippers
 from cls_shipper.timefmt import now_ms
 
 # The API surfaces name the task types through this module.
-__all__ = ["Task", "TaskDetail", "get_task", "list_tasks", "retry", "retry_failed"]
+__all__ = ["Task", "TaskDetail", "TaskPage", "get_task", "list_tasks", "retry",
+           "retry_failed"]
 
 QUERY_WINDOW_MS = 3 * 86_400_000
+# The most tasks one answer holds, and what a listing holds unless asked for fewer: three
+# days (all a query may span) of a shipper at the spec's shortest interval, 300 s, are 864
+# tasks, so a client that never pages never misses one of those. Beyond it (historical
+# shipping, or a shorter --min-interval) the legacy API pages and API 3.0, which has no
+# paging parameters, answers the first MAX_LISTED.
+MAX_LISTED = 1000
+MAX_OFFSET = 1 << 31
 # Enough for a task retried max_attempts times and again by hand a few times.
 RUN_HISTORY_LIMIT = 50
 
@@ -32,18 +42,46 @@ def _require_shipper(conn: Connection, shipper_id: object) -> None:
         raise ServiceError(Kinds.SHIPPER_NOT_EXIST, f"shipper {shipper_id!r} does not exist")
 
 
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    """One page of a listing; `next_offset` is where the next page starts, None at the end."""
+
+    tasks: list[Task]
+    next_offset: int | None
+
+
 def list_tasks(ctx: Context, shipper_id: str, start_ms: int, end_ms: int,
-               now: int | None = None) -> list[Task]:
-    """Tasks whose start time lies in [start_ms, end_ms], oldest first. Only the last three
-    days can be queried: `start_ms` must not be older than now minus 72 hours."""
+               now: int | None = None, *, offset: int = 0,
+               limit: int = MAX_LISTED) -> TaskPage:
+    """Tasks whose start time lies in [start_ms, end_ms], oldest window first, `limit` of
+    them after the first `offset`. Only the last three days can be queried: `start_ms` must
+    not be older than now minus 72 hours."""
     current = now_ms() if now is None else now
     if start_ms > end_ms:
         raise invalid("start_time must not be later than end_time")
     if start_ms < current - QUERY_WINDOW_MS:
         raise invalid("only tasks of the last 3 days can be queried: start_time is too old")
+    if not 0 <= offset <= MAX_OFFSET:
+        raise invalid(f"offset must be from 0 to {MAX_OFFSET}")
+    if not 1 <= limit <= MAX_LISTED:
+        raise invalid(f"limit must be from 1 to {MAX_LISTED}")
     with ctx.db.read() as conn:
         _require_shipper(conn, shipper_id)
-        return ledger.list_tasks(conn, shipper_id, start_ms, end_ms)
+        # One more than asked for says whether another page follows, without a count.
+        listed = ledger.listed_task_ids(conn, shipper_id, start_ms, end_ms, offset,
+                                        limit + 1)
+        more = len(listed) > limit
+        held = ctx.final_tasks
+        known = {task_id: task for task_id, status in listed[:limit]
+                 if status is TaskStatus.SUCCESS and (task := held.get(task_id)) is not None}
+        if len(known) < min(len(listed), limit):
+            read = ledger.tasks_by_id(conn, shipper_id, [task_id for task_id, _ in
+                                                         listed[:limit] if task_id not in known])
+            held.remember(read)
+            known.update((task.task_id, task) for task in read)
+    # A task deleted between the two reads (its shipper was) is left out.
+    found = [task for task_id, _ in listed[:limit] if (task := known.get(task_id)) is not None]
+    return TaskPage(found, offset + limit if more else None)
 
 
 def get_task(ctx: Context, shipper_id: str, task_id: str) -> TaskDetail:

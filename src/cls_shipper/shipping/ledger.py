@@ -21,6 +21,10 @@ worker's claim):
 | `failed`            | `retry`: PUT /task(s), RetryShipperTask           | `wait`    | user    |
 | any                 | `delete_shipper_tasks`: shipper deleted           | -         | user    |
 
+`success` is final: no transition leaves it (only deleting the shipper removes the task), so
+a listing may hold successful tasks it has read (`service/task_cache.py`). A new transition
+out of `success` must end that.
+
 A shipper is **blocked** while its destination refuses it (bucket missing, access denied, a
 config the store rejects): `fail` blocks it in the transaction that fails the task, `claim`
 skips its tasks (so its other windows keep their retry budget), workers probe its destination
@@ -49,6 +53,7 @@ from __future__ import annotations
 import dataclasses
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -606,9 +611,6 @@ def delete_shipper_tasks(conn: Connection, shipper_id: str) -> None:
 # --- Reads ----------------------------------------------------------------------------------
 
 _TaskRow = Row[*tuple[Any, ...]]
-_SUMMARY_COLUMNS = (tasks.c.task_id, tasks.c.shipper_id, tasks.c.topic_id,
-                    tasks.c.range_start_ms, tasks.c.range_end_ms, tasks.c.run_start_ms,
-                    tasks.c.run_end_ms, tasks.c.created_ms, tasks.c.status, tasks.c.message)
 
 
 def _summary_fields(row: _TaskRow) -> dict[str, Any]:
@@ -631,16 +633,47 @@ def _detail(row: _TaskRow, runs: list[Run]) -> TaskDetail:
         config=ShipperConfig.from_dict(row.config), runs=runs)
 
 
-def list_tasks(conn: Connection, shipper_id: str, start_ms: int, end_ms: int) -> list[Task]:
-    """The shipper's tasks whose current run started (or which were queued) in
-    [start_ms, end_ms], by window. Without what they shipped nor their config: a listing
-    shows neither, and decoding them for hundreds of tasks is most of the cost."""
+_STATUSES = {status.value: status for status in TaskStatus}
+
+
+def listed_task_ids(conn: Connection, shipper_id: str, start_ms: int, end_ms: int,
+                    offset: int, limit: int) -> list[tuple[str, TaskStatus]]:
+    """The ids and statuses of the shipper's tasks whose current run started (or which were
+    queued) in [start_ms, end_ms], by window, ties by task id (so that pages of one listing
+    neither repeat nor skip a task while the ledger holds still): `limit` of them after the
+    first `offset`. Two narrow columns: a listing reads the rest only of the tasks it does
+    not hold already (`tasks_by_id`)."""
     rows = conn.execute(
-        select(*_SUMMARY_COLUMNS).where(tasks.c.shipper_id == shipper_id,
-                                        tasks.c.run_start_ms >= start_ms,
-                                        tasks.c.run_start_ms <= end_ms)
-        .order_by(tasks.c.range_start_ms)).all()
-    return [Task(**_summary_fields(row)) for row in rows]
+        select(tasks.c.task_id, tasks.c.status)
+        .where(tasks.c.shipper_id == shipper_id, tasks.c.run_start_ms >= start_ms,
+               tasks.c.run_start_ms <= end_ms)
+        .order_by(tasks.c.range_start_ms, tasks.c.task_id).offset(offset).limit(limit)).all()
+    statuses = _STATUSES
+    return [(task_id, statuses[status]) for task_id, status in rows]
+
+
+# Ids per query: SQLite's oldest builds allow 999 bound parameters.
+_IDS_PER_QUERY = 900
+
+
+def tasks_by_id(conn: Connection, shipper_id: str, task_ids: Sequence[str]) -> list[Task]:
+    """The shipper's tasks among `task_ids` as a listing shows them, in no order. Only those
+    columns, made straight into tuples: the read behind every GET /tasks and
+    DescribeShipperTasks, hundreds of rows each."""
+    statuses = _STATUSES
+    found: list[Task] = []
+    for first in range(0, len(task_ids), _IDS_PER_QUERY):
+        rows = conn.execute(
+            select(tasks.c.task_id, tasks.c.topic_id, tasks.c.range_start_ms,
+                   tasks.c.range_end_ms, tasks.c.run_start_ms, tasks.c.run_end_ms,
+                   tasks.c.status, tasks.c.message)
+            .where(tasks.c.shipper_id == shipper_id,
+                   tasks.c.task_id.in_(task_ids[first:first + _IDS_PER_QUERY]))).all()
+        found.extend(Task(task_id, shipper_id, topic_id, range_start, range_end, run_start,
+                          run_end, statuses[status], message)
+                     for task_id, topic_id, range_start, range_end, run_start, run_end, status,
+                     message in rows)
+    return found
 
 
 def find_task(conn: Connection, shipper_id: str, task_id: str,

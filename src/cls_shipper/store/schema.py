@@ -84,6 +84,8 @@ log_chunks = Table(
     Column("codec", String(16), nullable=False),
     Column("raw_size", Integer, nullable=False),
     Column("client_ip", String(64), nullable=False, default=""),
+    # As the client compressed it; on PostgreSQL with STORAGE EXTERNAL (migration 0006), so
+    # that the database does not try to compress it again.
     Column("payload", LargeBinary, nullable=False),
     # The partition the upload went to (model/partitions.py); offsets stay one sequence per
     # topic, so a partition's records are its chunks in offset order.

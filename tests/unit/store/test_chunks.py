@@ -249,3 +249,14 @@ def test_disk_full_is_recognised_on_both_backends() -> None:
 def test_a_postgres_database_is_described_without_credentials() -> None:
     db = Database(create_engine("postgresql+psycopg://user:s3cret@db.internal:5433/logs"))
     assert db.describe() == "PostgreSQL database 'logs' on db.internal:5433"
+
+
+def test_payloads_are_not_compressed_again_by_postgresql(ctx: Context) -> None:
+    """Payloads arrive compressed: PostgreSQL stores them without trying again (0006)."""
+    if ctx.db.is_sqlite:
+        return  # SQLite has no storage setting
+    with ctx.db.read() as conn:
+        storage = conn.exec_driver_sql(
+            "SELECT attstorage FROM pg_attribute WHERE attrelid = 'log_chunks'::regclass "
+            "AND attname = 'payload'").scalar_one()
+    assert storage == "e"

@@ -95,7 +95,7 @@ def test_windows_claim_lease_and_fencing(ctx: Context) -> None:
         sealed = conn.execute(select(topics_table.c.sealed_ms)
                               .where(topics_table.c.topic_id == topic)).scalar_one()
     assert sealed == now
-    listed = tasks.list_tasks(ctx, shipper_id, now - 60_000, now + 60_000, now=now)
+    listed = tasks.list_tasks(ctx, shipper_id, now - 60_000, now + 60_000, now=now).tasks
     assert [(t.range_start_ms - start, t.range_end_ms - start) for t in listed] == [
         (0, 10_000), (10_000, 20_000), (20_000, 30_000)]
 
@@ -253,7 +253,7 @@ def test_a_listing_does_not_decode_what_it_does_not_show(ctx: Context) -> None:
             task_id="t1", shipper_id=shipper_id, topic_id=topic, range_start_ms=now,
             range_end_ms=now + 1_000, status="wait", message="", created_ms=now,
             run_start_ms=now, config={}, objects=[{}], next_attempt_ms=now))
-    listed = tasks.list_tasks(ctx, shipper_id, now - 1, now + 1)
+    listed = tasks.list_tasks(ctx, shipper_id, now - 1, now + 1).tasks
     assert [(type(t), t.task_id, t.status) for t in listed] == [(Task, "t1", TaskStatus.WAIT)]
 
 

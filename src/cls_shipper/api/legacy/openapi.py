@@ -22,10 +22,12 @@ from cls_shipper.api.legacy import bodies
 from cls_shipper.api.legacy.fields import SHIPPER, TASK, TASK_DETAIL
 from cls_shipper.api.legacy.requests import Body
 from cls_shipper.api.legacy.routes import TABLE
+from cls_shipper.api.legacy.shipping import NEXT_OFFSET
 from cls_shipper.errors import ErrorKind, Kinds
 from cls_shipper.model.task import Task, TaskDetail
 from cls_shipper.service.logs import MAX_READ_COUNT
 from cls_shipper.service.shippers import Shipper
+from cls_shipper.service.tasks import MAX_LISTED, MAX_OFFSET
 
 PATH = "/openapi.json"
 
@@ -56,6 +58,7 @@ class Operation:
     # Catalogue kinds the route answers beyond those every route may (405 NotSupported is
     # left out of the others: there it only means a method the path does not have).
     refusals: tuple[ErrorKind, ...] = ()
+    answer_headers: dict[str, Any] | None = None  # of a JSON `200`, beside X-Request-Id
 
     @property
     def reads_body(self) -> bool:
@@ -218,8 +221,19 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                "at most this many (default 50)", required=False)),
         answer=_obj(shippers={"type": "array", "items": object_schema(SHIPPER, Shipper)})),
     ("GET", "/tasks"): Operation(
-        "The tasks of a shipper whose windows start in a range", _RANGE,
-        answer=_obj(tasks={"type": "array", "items": object_schema(TASK, Task)})),
+        "The tasks of a shipper whose runs started in a range, by window; paged (extension)",
+        (*_RANGE,
+         Param("offset", {"type": "integer", "minimum": 0, "maximum": MAX_OFFSET},
+               "extension: tasks to skip (default 0)", required=False),
+         Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LISTED},
+               f"extension: at most this many (default and most {MAX_LISTED})",
+               required=False)),
+        answer=_obj(tasks={"type": "array", "maxItems": MAX_LISTED,
+                           "items": object_schema(TASK, Task)}),
+        answer_headers={NEXT_OFFSET: {
+            "required": False, "schema": {"type": "string", "pattern": r"^\d+$"},
+            "description": "extension: present when more tasks follow; the `offset` of the "
+                           "next page"}}),
     ("GET", "/task"): Operation(
         "Extension: one task with everything the ledger knows",
         (_SHIPPER_ID, _id("task_id", "task")), answer=object_schema(TASK_DETAIL, TaskDetail)),
@@ -300,7 +314,7 @@ def _operation(method: str, path: str, op: Operation, defs: dict[str, Any]) -> d
     if op.binary_answer is not None:
         ok = {**op.binary_answer, "headers": {**_REQUEST_ID, **op.binary_answer["headers"]}}
     elif op.answer is not None:
-        ok = {"description": "done", "headers": _REQUEST_ID,
+        ok = {"description": "done", "headers": {**_REQUEST_ID, **(op.answer_headers or {})},
               "content": {"application/json": {"schema": op.answer}}}
     else:
         ok = {"description": "done (an empty body)", "headers": _REQUEST_ID}

@@ -12,11 +12,16 @@ from cls_shipper.api.http import context, empty_response, json_response, run
 from cls_shipper.api.legacy import bodies
 from cls_shipper.api.legacy.fields import SHIPPER, TASK, TASK_DETAIL
 from cls_shipper.api.legacy.requests import given, query, query_int, read_json, required
+from cls_shipper.api.task_view import RenderedTasks
 from cls_shipper.errors import invalid
 from cls_shipper.model.shipper import ShipperConfig
 from cls_shipper.service import audit, shippers, tasks
 from cls_shipper.service.shipper_rules import defaults
 from cls_shipper.timefmt import format_legacy, parse_legacy
+
+_LISTED = RenderedTasks(TASK)
+# The header of a task listing that has another page: the offset to ask for next.
+NEXT_OFFSET = "x-cls-next-offset"
 
 
 def _config_fields(body: bodies.ShipperFields) -> dict[str, Any]:
@@ -61,10 +66,9 @@ async def list_shippers(request: Request) -> Response:
     return json_response({"shippers": [SHIPPER.render(i, ctx.zone) for i in items]})
 
 
-def _time_range(request: Request, zone: tzinfo) -> tuple[str, int, int]:
+def _time_range(params: dict[str, str], zone: tzinfo) -> tuple[str, int, int]:
     """The shipper and the [start_time, end_time] of a query; the end bound is inclusive to
     the second: 23:59:59 covers 23:59:59.999."""
-    params = query(request, {"shipper_id", "start_time", "end_time"})
     shipper_id = required(params, "shipper_id")
     start, end = (_time_param(params, name, zone) for name in ("start_time", "end_time"))
     return shipper_id, start, end + 999
@@ -79,10 +83,17 @@ def _time_param(params: dict[str, str], name: str, zone: tzinfo) -> int:
 
 
 async def list_tasks(request: Request) -> Response:
+    """Extension: `offset` and `limit` page the listing; without them it is the first
+    MAX_LISTED tasks, all of three days of a 300-second shipper. `x-cls-next-offset` says
+    where the next page starts when there is one."""
     ctx = context(request)
-    shipper_id, start, end = _time_range(request, ctx.zone)
-    found = await run(tasks.list_tasks, ctx, shipper_id, start, end)
-    return json_response({"tasks": [TASK.render(t, ctx.zone) for t in found]})
+    params = query(request, {"shipper_id", "start_time", "end_time", "offset", "limit"})
+    shipper_id, start, end = _time_range(params, ctx.zone)
+    offset = query_int(params, "offset", 0, 0, tasks.MAX_OFFSET)
+    limit = query_int(params, "limit", tasks.MAX_LISTED, 1, tasks.MAX_LISTED)
+    page = await run(tasks.list_tasks, ctx, shipper_id, start, end, offset=offset, limit=limit)
+    headers = {} if page.next_offset is None else {NEXT_OFFSET: str(page.next_offset)}
+    return json_response({"tasks": _LISTED.array(page.tasks, ctx.zone)}, headers)
 
 
 async def get_task(request: Request) -> Response:
@@ -128,6 +139,7 @@ def _audit_json(report: audit.AuditReport, zone: tzinfo) -> dict[str, Any]:
 async def audit_shipper(request: Request) -> Response:
     """Extension: the ledger checked against the bucket for windows starting in the range."""
     ctx = context(request)
-    shipper_id, start, end = _time_range(request, ctx.zone)
+    params = query(request, {"shipper_id", "start_time", "end_time"})
+    shipper_id, start, end = _time_range(params, ctx.zone)
     report = await run(lambda: audit.audit(ctx, ctx.sink(), shipper_id, start, end))
     return json_response(_audit_json(report, ctx.zone))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
 
+from cls_shipper.api.task_view import RenderedTasks
 from cls_shipper.api.v3 import params as p
 from cls_shipper.api.v3.fields import SHIPPER, TASK
 from cls_shipper.errors import Kinds, ServiceError, invalid
@@ -249,11 +250,15 @@ def delete_shipper(call: Call, q: p.DeleteShipper) -> dict[str, Any]:
 
 # ---- tasks ----
 
+_LISTED = RenderedTasks(TASK)
+
+
 def describe_shipper_tasks(call: Call, q: p.DescribeShipperTasks) -> dict[str, Any]:
     if q.StartTime >= q.EndTime:
         raise invalid("StartTime must be earlier than EndTime (both in milliseconds)")
-    found = tasks.list_tasks(call.ctx, q.ShipperId, q.StartTime, q.EndTime)
-    return {"Tasks": [TASK.render(t, call.ctx.zone) for t in found]}
+    # No paging parameters in API 3.0: the first MAX_LISTED tasks (see service.tasks).
+    page = tasks.list_tasks(call.ctx, q.ShipperId, q.StartTime, q.EndTime)
+    return {"Tasks": _LISTED.array(page.tasks, call.ctx.zone)}
 
 
 def retry_shipper_task(call: Call, q: p.RetryShipperTask) -> dict[str, Any]:
