@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import time
 import uuid
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ ZONE = ZoneInfo("Asia/Shanghai")  # the server's default zone, in which the cons
 # Where the documentation's screenshots come from: set to copy the main ones there.
 DOCS_SHOTS = os.environ.get("CONSOLE_DOCS_SCREENSHOTS", "")
 TIMEOUT_MS = 60_000
+LOADS = 7  # loads of the 10,000-window page whose median is reported
 
 CONSOLE_ENV = {
     "CLS_SHIPPER_SCHEDULER_TICK": "0.2",
@@ -328,12 +330,37 @@ def test_a_timeline_of_10000_windows(browser: Any, console_server: ServerProcess
         windows = strip_count(page, "windows")
         time.sleep(0.5 if windows < 10_000 else 0)
     assert windows >= 10_000
-    page.goto(url)
-    page.wait_for_function("() => document.body.dataset.stripDrawnMs")
-    drawn_ms = float(page.evaluate("document.body.dataset.stripDrawnMs"))
+    # Several loads of the same page; the median is what docs/console.md states, with the
+    # server's share (navigation timing: request sent to first byte) and the script's
+    # (parsing the strip's data and drawing it).
+    loads = []
+    for _ in range(LOADS):
+        page.goto(url)
+        page.wait_for_function("() => document.body.dataset.stripDrawnMs")
+        loads.append(page.evaluate("""() => {
+            const nav = performance.getEntriesByType("navigation")[0];
+            return {drawn: Number(document.body.dataset.stripDrawnMs),
+                    script: Number(document.body.dataset.stripScriptMs),
+                    server: nav.responseStart - nav.requestStart,
+                    bytes: nav.encodedBodySize};
+        }"""))
     assert strip_count(page, "windows") >= 10_000
     assert page.locator("#task-rows tr[data-window]").count() == 100  # a page of the table
-    (tmp_path / "render-time.txt").write_text(f"{windows} windows drawn {drawn_ms:.0f} ms "
-                                              "after navigation start\n")
-    print(f"\n{windows} windows: strip drawn {drawn_ms:.0f} ms after navigation start")
+    # The newest window's row and the strip agree on where the strip ends.
+    newest = int(page.locator("#task-rows tr[data-window]").first.get_attribute("data-window")
+                 or "0")
+    page.locator("#strip").focus()
+    page.keyboard.press("End")
+    newest_text = datetime.fromtimestamp(newest / 1000, tz=ZONE).strftime("%Y-%m-%d %H:%M:%S")
+    assert page.locator("#strip-info").inner_text().startswith(f"Window {newest_text}")
+    median = {k: statistics.median(load[k] for load in loads) for k in loads[0]}
+    load_average = os.getloadavg()
+    each = ", ".join(f"{load['drawn']:.0f}" for load in loads)
+    report = (f"{windows} windows, {LOADS} loads: strip drawn {median['drawn']:.0f} ms after "
+              f"navigation start (median; each: {each}), server "
+              f"{median['server']:.0f} ms, script {median['script']:.0f} ms, page "
+              f"{median['bytes'] / 1024:.0f} KiB; load average "
+              f"{' '.join(f'{x:.2f}' for x in load_average)}")
+    (tmp_path / "render-time.txt").write_text(report + "\n")
+    print("\n" + report)
     snap(page, shots, "timeline-10000")

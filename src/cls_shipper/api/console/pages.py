@@ -40,8 +40,16 @@ from cls_shipper.model.shipper import (
     ShipperConfig,
 )
 from cls_shipper.service import audit as audit_service
+from cls_shipper.service import (
+    consumers,
+    logsets,
+    overview,
+    sessions,
+    shippers,
+    tasks,
+    topics,
+)
 from cls_shipper.service import coverage as coverage_service
-from cls_shipper.service import logsets, overview, sessions, shippers, tasks, topics
 from cls_shipper.service.sessions import Session
 from cls_shipper.service.shipper_rules import MAX_FILTER_RULES, defaults
 from cls_shipper.timefmt import now_ms
@@ -110,7 +118,8 @@ def _overview_values(request: Request) -> dict[str, Any]:
     ctx = context(request)
     found, _ = shippers.search(ctx, shippers.ShipperQuery(limit=1000))
     return {"logsets": logsets.list_all(ctx), "topics": topics.list_topics(ctx),
-            "rates": overview.records_last_minute(ctx), "shippers": found, "now": now_ms()}
+            "rates": overview.records_last_minute(ctx), "shippers": found,
+            "groups": consumers.group_states_for(ctx), "now": now_ms()}
 
 
 @signed_in
@@ -125,7 +134,8 @@ async def overview_json(request: Request, session: Session) -> Response:
     values = await run(_overview_values, request)
     return JSONResponse({"html": {
         "topics-body": render.fragment(request, "overview_topics.html", **values),
-        "shippers-body": render.fragment(request, "overview_shippers.html", **values)}})
+        "shippers-body": render.fragment(request, "overview_shippers.html", **values),
+        "groups-body": render.fragment(request, "overview_groups.html", **values)}})
 
 
 # ---- a shipper's page ---------------------------------------------------------------------
