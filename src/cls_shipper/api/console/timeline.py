@@ -98,7 +98,8 @@ def strip(coverage: Coverage, report: AuditReport | None) -> dict[str, Any]:
     cut_until = min(shipper.progress.next_window_ms, coverage.end_ms)
     if cut_until > covered_until:
         gaps.append([(covered_until - start) / 1000, (cut_until - start) / 1000])
-    flagged: dict[int, str] = {}
+    # By window index, as text: JSON keys are strings (and orjson refuses others).
+    flagged: dict[str, str] = {}
     if report is not None:
         index = {w.task_id: i for i, w in enumerate(windows)}
         for finding in report.findings:
@@ -106,7 +107,7 @@ def strip(coverage: Coverage, report: AuditReport | None) -> dict[str, Any]:
                 gaps.append([(finding.range_start_ms - start) / 1000,
                              (finding.range_end_ms - start) / 1000])
             elif finding.task_id in index and finding.kind != "unfinished":
-                flagged[index[finding.task_id]] = finding.kind
+                flagged[str(index[finding.task_id])] = finding.kind
     return {
         "start": start, "end": coverage.end_ms, "now": now_ms(),
         "first": (first - start) / 1000, "cut": (shipper.progress.next_window_ms - start) / 1000,
