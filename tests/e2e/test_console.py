@@ -298,6 +298,16 @@ def test_the_console_ships_fails_retries_and_signs_out(
     assert missing.locator("code").inner_text() == key
     assert page.locator("#audit-summary").inner_text().startswith("✕")
     assert strip_count(page, "flagged") == 1
+    # Along the strip with the keyboard, the marked window reads out as the finding's.
+    window = missing.locator("td").nth(1).inner_text().split(" – ")[0]
+    page.locator("#strip").focus()
+    page.keyboard.press("End")
+    for _ in range(strip_count(page, "windows")):
+        if "audit: missing" in page.locator("#strip-info").inner_text():
+            break
+        page.keyboard.press("ArrowLeft")
+    assert page.locator("#strip-info").inner_text().startswith(f"Window {window} –")
+    assert "audit: missing" in page.locator("#strip-info").inner_text()
     snap(page, shots, "audit-finding")
 
     # A state-changing request without the CSRF token is refused, and changes nothing.
