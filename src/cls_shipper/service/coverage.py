@@ -1,13 +1,16 @@
 """A shipper's coverage of a time range: every window the ledger holds that starts in it,
-for the console's timeline, read through the ledger's task listing (without what each task
-shipped nor its config: decoding those for ten thousand windows is most of the cost)."""
+for the console's timeline. Only each window's task id, bounds and status are read (the
+ledger's `window_statuses`): building full task summaries for ten thousand windows was most
+of a page's time; the table's page of rows is read in full afterwards (`details`)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
-from cls_shipper.model.task import Task, TaskDetail, TaskStatus
+from cls_shipper.model.task import TaskDetail, TaskStatus
 from cls_shipper.model.windows import align_down
 from cls_shipper.service import tasks
 from cls_shipper.service.context import Context
@@ -19,8 +22,15 @@ from cls_shipper.shipping import ledger
 # windows is 2,016, a day of 10-second ones 8,640.
 MAX_WINDOWS = 20_000
 MAX_RANGE_MS = 7 * 86_400_000
-# Clocks of other nodes may run ahead of this one's.
-LISTING_SLACK_MS = 3_600_000
+
+
+class Window(NamedTuple):
+    """One window of a timeline: its task, bounds and status (a TaskStatus value)."""
+
+    task_id: str
+    range_start_ms: int
+    range_end_ms: int
+    status: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +38,7 @@ class Coverage:
     shipper: Shipper
     start_ms: int
     end_ms: int
-    windows: list[Task]  # by window
+    windows: list[Window]  # by window
 
 
 def coverage(ctx: Context, shipper_id: str, start_ms: int, end_ms: int) -> Coverage:
@@ -43,15 +53,9 @@ def coverage(ctx: Context, shipper_id: str, start_ms: int, end_ms: int) -> Cover
         raise invalid(f"this range holds about {expected} windows of "
                       f"{shipper.config.interval} s; choose a range of at most "
                       f"{MAX_WINDOWS} windows")
-    # The listing selects by the start of a task's current run, which is never before its
-    # window closed (a window becomes a task only then): every window starting in the range
-    # has its run start at or after `start_ms`. Later windows are dropped here.
     with ctx.db.read() as conn:
-        ids = [row.task_id for row in ledger.windows_starting_in(conn, shipper_id, start_ms,
-                                                                  end_ms - 1)]
-        listed = ledger.tasks_by_id(conn, shipper_id, ids)
-    windows = sorted(listed, key=lambda task: task.range_start_ms)
-    return Coverage(shipper, start_ms, end_ms, windows)
+        rows = ledger.window_statuses(conn, shipper_id, start_ms, end_ms)
+    return Coverage(shipper, start_ms, end_ms, [Window(*row) for row in rows])
 
 
 def first_window_ms(shipper: Shipper) -> int:
@@ -67,7 +71,7 @@ def retry_failed_in(ctx: Context, shipper_id: str, start_ms: int, end_ms: int,
     found = coverage(ctx, shipper_id, start_ms, end_ms)
     retried = 0
     for task in found.windows:
-        if task.status is not TaskStatus.FAILED:
+        if task.status != TaskStatus.FAILED.value:
             continue
         try:
             tasks.retry(ctx, shipper_id, task.task_id, reload_config)
@@ -79,7 +83,7 @@ def retry_failed_in(ctx: Context, shipper_id: str, start_ms: int, end_ms: int,
     return retried
 
 
-def details(ctx: Context, shipper_id: str, rows: list[Task]) -> list[TaskDetail]:
+def details(ctx: Context, shipper_id: str, rows: Sequence[Window]) -> list[TaskDetail]:
     """The listed tasks with their counters and objects, in the same order: one range read
     when they lie close together (a page of the table), else one lookup each (a filtered
     page spread over the range), so neither case decodes more than a few pages of tasks."""

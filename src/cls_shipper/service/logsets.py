@@ -12,6 +12,7 @@ from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.ids import check_custom_id, new_id
 from cls_shipper.service.context import Context
 from cls_shipper.service.matching import TagFilter, id_matches, text_matches
+from cls_shipper.service.tags import check_tags
 from cls_shipper.store.schema import (
     consumer_group_topics,
     consumer_groups,
@@ -56,6 +57,7 @@ def create(ctx: Context, name: Any, period: Any = DEFAULT_PERIOD_DAYS,
            tags: list[dict[str, str]] | None = None, logset_id: str | None = None) -> str:
     name = _check_name(name)
     period = _check_period(period)
+    tags = check_tags(tags)
     new = check_custom_id(logset_id, "LogsetId") if logset_id else new_id()
     with ctx.db.begin() as conn:
         count = conn.execute(select(func.count()).select_from(logsets)).scalar_one()
@@ -116,7 +118,7 @@ def modify(ctx: Context, logset_id: str, name: Any = None, period: Any = None,
     if period is not None:
         values["period"] = _check_period(period)
     if tags is not None:
-        values["tags"] = tags
+        values["tags"] = check_tags(tags)
     if not values:
         raise invalid("give at least one of logset_name, period")
     with ctx.db.begin() as conn:

@@ -13,6 +13,7 @@ from cls_shipper.model import partitions
 from cls_shipper.service import topic_options
 from cls_shipper.service.context import Context
 from cls_shipper.service.matching import TagFilter, id_matches, text_matches
+from cls_shipper.service.tags import check_tags
 from cls_shipper.service.topic_options import TopicOptions
 from cls_shipper.store.schema import (
     consumer_group_topics,
@@ -99,6 +100,7 @@ def create(ctx: Context, logset_id: Any, topic_name: Any, *, partition_count: An
         "collection": collection,
     }
     chosen = topic_options.apply(TopicOptions(), options or {}, creating=True)
+    tags = check_tags(tags)
     if period is not None:
         values["period"] = topic_options.check_period(period, chosen.storage_type)
     if not isinstance(values["extract_rule"], dict):
@@ -224,7 +226,7 @@ def modify(ctx: Context, topic_id: str, *, options: dict[str, Any] | None = None
                 raise invalid("extract_rule must be an object")
             values["extract_rule"] = value
         elif name == "tags":
-            values["tags"] = value
+            values["tags"] = check_tags(value)
         else:
             raise invalid(f"unknown topic field {name!r}")
     if partition_count is not None:

@@ -86,6 +86,16 @@ _FIELD_OF = {
     "StorageType": "storage_type", "RoleArn": "role_arn", "ExternalId": "external_id",
     "TimeZone": "time_zone", "time zone": "time_zone", "DSLFilter": "dsl_filter",
     "StartTime": "start_time", "EndTime": "end_time",
+    # API 3.0's topic options and the tags of logsets and topics (service/topic_options.py,
+    # service/tags.py).
+    "Period": "period", "a cold topic": "period", "PartitionCount": "partition_count",
+    "AutoSplit": "auto_split", "MaxSplitPartitions": "max_split_partitions",
+    "Describes": "describes", "HotPeriod": "hot_period", "Encryption": "encryption",
+    "CustomKmsInfo.KmsRegion": "kms_region", "CustomKmsInfo.KmsKeyId": "kms_key_id",
+    "CustomKmsInfo applies": "kms_key_id", "BizType": "biz_type",
+    "IsWebTracking": "is_web_tracking", "Extends.AnonymousAccess.Operations":
+    "anonymous_operations", "Extends.AnonymousAccess": "anonymous_conditions",
+    "IsSourceFrom": "is_source_from", "BillingMode": "billing_mode", "Tags": "tags",
 }
 
 
@@ -141,6 +151,103 @@ def extract_rule(value: str) -> Any:
 
 def extract_rule_text(rule: dict[str, Any]) -> str:
     return orjson.dumps(rule).decode() if rule else ""
+
+
+def tags(value: str) -> list[dict[str, str]]:
+    """`key=value` lines as API 3.0 Tags (a line without `=` is a key with an empty
+    value); the service judges them."""
+    found = []
+    for line in value.splitlines():
+        if line.strip():
+            key, _, text = line.partition("=")
+            found.append({"Key": key.strip(), "Value": text.strip()})
+    return found
+
+
+def tags_text(value: list[dict[str, str]]) -> str:
+    return "\n".join(f"{t.get('Key', '')}={t.get('Value', '')}" for t in value)
+
+
+# How a VPC condition of anonymous access is written in the form: `= vpc-…` (Rule 1,
+# equals) or `!= vpc-…` (Rule 2, differs).
+_RULE_OF = {"=": 1, "!=": 2}
+
+
+def _conditions(value: str) -> list[dict[str, Any]]:
+    found = []
+    for line in value.splitlines():
+        if line.strip():
+            sign, _, vpc = line.strip().partition(" ")
+            found.append({"attributes": "VpcID", "rule": _RULE_OF.get(sign, 0),
+                          "condition_value": vpc.strip()})
+    return found
+
+
+TOPIC_OPTION_DEFAULTS: dict[str, Any] = {
+    "auto_split": True, "max_split_partitions": 50, "storage_type": "hot", "describes": "",
+    "hot_period": 0, "encryption": 0, "kms_region": "", "kms_key_id": "", "biz_type": 0,
+    "is_web_tracking": False, "is_source_from": False, "billing_mode": 0,
+    "anonymous_operations": [], "anonymous_conditions": "", "tags": ""}
+TOPIC_FLAGS = ("collection", "auto_split", "is_web_tracking", "is_source_from")
+
+
+def topic_options(form: Form, current: dict[str, Any] | None) -> dict[str, Any]:
+    """The API 3.0 topic options a topic form sets (service/topic_options.py names).
+    Modifying, an option left as it is goes as None (unchanged): API 3.0's ModifyTopic
+    takes no Encryption 0 nor BizType, so only a change is sent."""
+    operations = form.all("anonymous_operations")
+    conditions = form.get("anonymous_conditions", "")
+    options: dict[str, Any] = {
+        "auto_split": form.get("auto_split") == "on",
+        "max_split_partitions": as_int(form.get("max_split_partitions", "")),
+        "storage_type": form.get("storage_type", ""), "describes": form.get("describes", ""),
+        "hot_period": as_int(form.get("hot_period", "0") or "0"),
+        "encryption": as_int(form.get("encryption", "0")),
+        "kms_region": form.get("kms_region", ""), "kms_key_id": form.get("kms_key_id", ""),
+        "biz_type": as_int(form.get("biz_type", "0")),
+        "is_web_tracking": form.get("is_web_tracking") == "on",
+        "anonymous_access": {"operations": operations, "conditions": _conditions(conditions)}
+        if operations or conditions.strip() else None,
+        "is_source_from": form.get("is_source_from") == "on",
+        "billing_mode": as_int(form.get("billing_mode", "0")),
+    }
+    if current is None:
+        return options
+    options.pop("biz_type")
+    for name in ("encryption", "kms_region", "kms_key_id"):
+        if options[name] == current[name]:
+            options[name] = None
+    if options["anonymous_access"] is None and (current["anonymous_operations"]
+                                                or current["anonymous_conditions"]):
+        # Every operation and condition removed: anonymous access ends.
+        options["anonymous_access"] = {"operations": [], "conditions": []}
+    return options
+
+
+def topic_option_values(options: Any) -> dict[str, Any]:
+    """A topic form's values from a topic's TopicOptions."""
+    anonymous = options.anonymous_access or {}
+    return {
+        "auto_split": options.auto_split, "max_split_partitions": options.max_split_partitions,
+        "storage_type": options.storage_type, "describes": options.describes,
+        "hot_period": options.hot_period, "encryption": options.encryption,
+        "kms_region": options.kms_region, "kms_key_id": options.kms_key_id,
+        "biz_type": options.biz_type, "is_web_tracking": options.is_web_tracking,
+        "is_source_from": options.is_source_from, "billing_mode": options.billing_mode,
+        "anonymous_operations": list(anonymous.get("operations", [])),
+        "anonymous_conditions": "\n".join(
+            f"{'=' if c.get('rule') == 1 else '!='} {c.get('condition_value', '')}"
+            for c in anonymous.get("conditions", [])),
+    }
+
+
+def topic_form_values(form: Form) -> dict[str, Any]:
+    """What the user typed in a topic form, to show it again with an error."""
+    values: dict[str, Any] = dict(form)
+    for flag in TOPIC_FLAGS:
+        values[flag] = form.get(flag) == "on"
+    values["anonymous_operations"] = form.all("anonymous_operations")
+    return values
 
 
 def _content(form: Form) -> ContentInfo:

@@ -5,6 +5,7 @@ calls the same service functions the APIs call, and renders; no rule lives here.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -39,8 +40,16 @@ from cls_shipper.model.shipper import (
     ShipperConfig,
 )
 from cls_shipper.service import audit as audit_service
+from cls_shipper.service import (
+    consumers,
+    logsets,
+    overview,
+    sessions,
+    shippers,
+    tasks,
+    topics,
+)
 from cls_shipper.service import coverage as coverage_service
-from cls_shipper.service import logsets, overview, sessions, shippers, tasks, topics
 from cls_shipper.service.sessions import Session
 from cls_shipper.service.shipper_rules import MAX_FILTER_RULES, defaults
 from cls_shipper.timefmt import now_ms
@@ -109,13 +118,15 @@ def _overview_values(request: Request) -> dict[str, Any]:
     ctx = context(request)
     found, _ = shippers.search(ctx, shippers.ShipperQuery(limit=1000))
     return {"logsets": logsets.list_all(ctx), "topics": topics.list_topics(ctx),
-            "rates": overview.records_last_minute(ctx), "shippers": found, "now": now_ms()}
+            "rates": overview.records_last_minute(ctx), "shippers": found,
+            "groups": consumers.group_states_for(ctx), "now": now_ms()}
 
 
 @signed_in
 async def overview_page(request: Request, session: Session) -> Response:
     values = await run(_overview_values, request)
-    return page(request, "overview.html", session=session, **values)
+    return page(request, "overview.html", session=session,
+                notice=request.query_params.get("notice", "")[:300], **values)
 
 
 @signed_in
@@ -123,7 +134,8 @@ async def overview_json(request: Request, session: Session) -> Response:
     values = await run(_overview_values, request)
     return JSONResponse({"html": {
         "topics-body": render.fragment(request, "overview_topics.html", **values),
-        "shippers-body": render.fragment(request, "overview_shippers.html", **values)}})
+        "shippers-body": render.fragment(request, "overview_shippers.html", **values),
+        "groups-body": render.fragment(request, "overview_groups.html", **values)}})
 
 
 # ---- a shipper's page ---------------------------------------------------------------------
@@ -347,19 +359,21 @@ def _form_page(request: Request, session: Session, template: str, values: dict[s
                 errors=errors or forms.FormErrors(), **extra)
 
 
-LOGSET_FIELDS = {"logset_name", "period"}
+LOGSET_FIELDS = {"logset_name", "period", "tags"}
 
 
 @signed_in
 async def logset_form(request: Request, session: Session) -> Response:
     logset_id = request.path_params.get("logset_id")
-    values: dict[str, Any] = {"logset_name": "", "period": logsets.DEFAULT_PERIOD_DAYS}
+    values: dict[str, Any] = {"logset_name": "", "period": logsets.DEFAULT_PERIOD_DAYS,
+                              "tags": ""}
     if logset_id:
         try:
             found = await run(logsets.get, context(request), logset_id)
         except ServiceError as exc:
             return page(request, "error.html", 404, session=session, message=exc.message)
-        values = {"logset_name": found.logset_name, "period": found.period}
+        values = {"logset_name": found.logset_name, "period": found.period,
+                  "tags": forms.tags_text(found.tags)}
     if request.method == "GET":
         return _form_page(request, session, "logset_form.html", values, logset_id=logset_id)
     form = await _checked_form(request, session)
@@ -367,11 +381,13 @@ async def logset_form(request: Request, session: Session) -> Response:
         return csrf_refused()
     ctx = context(request)
     name, period = form.get("logset_name", ""), forms.as_int(form.get("period", ""))
+    tags = forms.tags(form.get("tags", ""))
     try:
         if logset_id:
-            await run(logsets.modify, ctx, logset_id, name=name, period=period)
+            await run(lambda: logsets.modify(ctx, logset_id, name=name, period=period,
+                                             tags=tags))
         else:
-            await run(logsets.create, ctx, name, period)
+            await run(lambda: logsets.create(ctx, name, period, tags=tags))
     except ServiceError as exc:
         return _form_page(request, session, "logset_form.html", dict(form),
                           forms.place(exc, LOGSET_FIELDS), logset_id=logset_id)
@@ -379,7 +395,15 @@ async def logset_form(request: Request, session: Session) -> Response:
 
 
 TOPIC_FIELDS = {"logset_id", "topic_name", "partition_count", "path", "wild_path",
-                "log_type", "extract_rule", "collection", "period"}
+                "log_type", "extract_rule", "collection", "period", "tags",
+                *forms.TOPIC_OPTION_DEFAULTS}
+
+
+def _topic_values(found: topics.Topic) -> dict[str, Any]:
+    return {**dataclasses.asdict(found), **forms.topic_option_values(found.options),
+            "extract_rule": forms.extract_rule_text(found.extract_rule),
+            "tags": forms.tags_text(found.tags),
+            "period": found.period if found.own_period else ""}
 
 
 @signed_in
@@ -389,14 +413,14 @@ async def topic_form(request: Request, session: Session) -> Response:
     values: dict[str, Any] = {"logset_id": request.query_params.get("logset_id", ""),
                               "topic_name": "", "partition_count": 1, "path": "",
                               "wild_path": "", "log_type": "minimalist_log",
-                              "extract_rule": "", "collection": True, "period": ""}
+                              "extract_rule": "", "collection": True, "period": "",
+                              **forms.TOPIC_OPTION_DEFAULTS}
     if topic_id:
         try:
             found = await run(topics.get, ctx, topic_id)
         except ServiceError as exc:
             return page(request, "error.html", 404, session=session, message=exc.message)
-        values = {**dataclasses.asdict(found),
-                  "extract_rule": forms.extract_rule_text(found.extract_rule)}
+        values = _topic_values(found)
     extra: dict[str, Any] = {"topic_id": topic_id, "log_types": topics.LOG_TYPES,
              "logset_options": [(item.logset_id, item.logset_name)
                                 for item in await run(logsets.list_all, ctx)]}
@@ -407,19 +431,21 @@ async def topic_form(request: Request, session: Session) -> Response:
         return csrf_refused()
     try:
         period = forms.as_int(form["period"]) if form.get("period", "").strip() else None
+        options = forms.topic_options(form, values if topic_id else None)
         fields: dict[str, Any] = {
             "topic_name": form.get("topic_name", ""), "path": form.get("path", ""),
             "wild_path": form.get("wild_path", ""), "log_type": form.get("log_type", ""),
             "extract_rule": forms.extract_rule(form.get("extract_rule", "")),
-            "collection": form.get("collection") == "on", "period": period}
+            "collection": form.get("collection") == "on", "period": period,
+            "tags": forms.tags(form.get("tags", "")), "options": options,
+            "partition_count": forms.as_int(form.get("partition_count", "1"))}
         if topic_id:
             await run(lambda: topics.modify(ctx, topic_id, **fields))
         else:
-            await run(lambda: topics.create(
-                ctx, form.get("logset_id", ""),
-                partition_count=forms.as_int(form.get("partition_count", "1")), **fields))
+            await run(lambda: topics.create(ctx, form.get("logset_id", ""), **fields))
     except ServiceError as exc:
-        shown = {**dict(form), "collection": form.get("collection") == "on"}
+        shown = {**forms.topic_form_values(form),
+                 "logset_id": values["logset_id"] if topic_id else form.get("logset_id", "")}
         return _form_page(request, session, "topic_form.html", shown,
                           forms.place(exc, TOPIC_FIELDS), **extra)
     return _redirect(f"{PATH}/")
@@ -486,6 +512,72 @@ async def shipper_form(request: Request, session: Session) -> Response:
     return _redirect(f"{PATH}/shippers/{shipper_id}")
 
 
+# ---- deleting, after a confirmation step ------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class _Deletable:
+    what: str
+    param: str
+    consequence: str
+    name_of: Callable[[Any, str], str]  # (ctx, id) -> the name shown; raises if none
+    delete: Callable[[Any, str], None]
+    edit: str  # where Cancel goes, by id
+
+
+_DELETABLE = {
+    "logset": _Deletable("logset", "logset_id", "a logset must hold no topic to be deleted.",
+                         lambda ctx, i: logsets.get(ctx, i).logset_name,
+                         logsets.delete_logset, PATH + "/logsets/{}/edit"),
+    "topic": _Deletable("topic", "topic_id", "its stored logs are deleted with it; a topic "
+                        "must have no shipper to be deleted.",
+                        lambda ctx, i: topics.get(ctx, i).topic_name,
+                        topics.delete_topic, PATH + "/topics/{}/edit"),
+    "shipper": _Deletable("shipper", "shipper_id", "its tasks and their history are deleted "
+                          "with it; what it shipped stays in the bucket.",
+                          lambda ctx, i: shippers.get(ctx, i).config.shipper_name,
+                          shippers.delete_shipper, PATH + "/shippers/{}"),
+}
+
+
+async def _delete(request: Request, session: Session, kind: str) -> Response:
+    item = _DELETABLE[kind]
+    ctx = context(request)
+    item_id = request.path_params[item.param]
+    try:
+        name = await run(item.name_of, ctx, item_id)
+    except ServiceError as exc:
+        return page(request, "error.html", 404, session=session, message=exc.message)
+    shown = {"what": item.what, "name": name, "item_id": item_id,
+             "consequence": item.consequence, "back": item.edit.format(item_id)}
+    if request.method == "GET":
+        return page(request, "confirm_delete.html", session=session, error="", **shown)
+    if await _checked_form(request, session) is None:
+        return csrf_refused()
+    try:
+        await run(item.delete, ctx, item_id)
+    except ServiceError as exc:
+        # The service's refusal (a logset with topics, a topic with shippers), where the
+        # user confirmed.
+        return page(request, "confirm_delete.html", exc.kind.status, session=session,
+                    error=exc.message, **shown)
+    return _redirect(f"{PATH}/?" + urlencode({"notice": f"{item.what} {name!r} deleted"}))
+
+
+@signed_in
+async def logset_delete(request: Request, session: Session) -> Response:
+    return await _delete(request, session, "logset")
+
+
+@signed_in
+async def topic_delete(request: Request, session: Session) -> Response:
+    return await _delete(request, session, "topic")
+
+
+@signed_in
+async def shipper_delete(request: Request, session: Session) -> Response:
+    return await _delete(request, session, "shipper")
+
+
 ROUTES = [
     Route("/", overview_page),
     Route("/overview.json", overview_json),
@@ -494,6 +586,9 @@ ROUTES = [
     Route("/signout", sign_out, methods=["POST"]),
     Route("/logsets/new", logset_form, methods=["GET", "POST"]),
     Route("/logsets/{logset_id}/edit", logset_form, methods=["GET", "POST"]),
+    Route("/logsets/{logset_id}/delete", logset_delete, methods=["GET", "POST"]),
+    Route("/topics/{topic_id}/delete", topic_delete, methods=["GET", "POST"]),
+    Route("/shippers/{shipper_id}/delete", shipper_delete, methods=["GET", "POST"]),
     Route("/topics/new", topic_form, methods=["GET", "POST"]),
     Route("/topics/{topic_id}/edit", topic_form, methods=["GET", "POST"]),
     Route("/shippers/new", shipper_form, methods=["GET", "POST"]),

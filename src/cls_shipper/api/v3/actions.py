@@ -20,7 +20,6 @@ from cls_shipper.timefmt import format_legacy
 
 # CreateLogset has no retention parameter in API 3.0 (topics carry `Period`); a logset's
 # period is what its topics inherit. 30 days is CLS's default topic retention.
-MAX_TAGS = 10
 MAX_FILTERS = 10
 MAX_FILTER_VALUES = 100  # the older doc page's figure; the current one says 10 (spec §10.17)
 MAX_LIMIT = 100
@@ -38,10 +37,9 @@ class Call:
 # ---- shared parameter handling ----
 
 def _tags(tags: list[p.Tag] | None) -> list[dict[str, str]] | None:
+    # Their rules are the service's (service/tags.py).
     if tags is None:
         return None
-    if len(tags) > MAX_TAGS:
-        raise ServiceError(Kinds.LIMIT_EXCEEDED, f"at most {MAX_TAGS} tags")
     return [{"Key": t.Key, "Value": t.Value} for t in tags]
 
 

@@ -52,7 +52,8 @@
     return new Date(ms).toLocaleString("sv-SE", { timeZone: ZONE, hour12: false });
   }
 
-  function Strip(canvas, data) {
+  function Strip(canvas, data, began) {
+    this.began = began;
     this.canvas = canvas;
     this.info = document.getElementById("strip-info");
     this.cursor = -1;
@@ -63,10 +64,33 @@
     window.addEventListener("resize", () => this.draw());
   }
 
+  // The windows come as runs (timeline.py: `rs` first start, `rw` width, `rn` count, `rk`
+  // status letter, seconds from the range start); `rc` is each run's first window index.
   Strip.prototype.set = function (data) {
     this.data = data;
-    if (this.cursor >= data.k.length) this.cursor = data.k.length - 1;
+    const rc = new Int32Array(data.rn.length + 1);
+    const counts = { s: 0, f: 0, r: 0, w: 0 };
+    for (let r = 0; r < data.rn.length; r++) {
+      rc[r + 1] = rc[r] + data.rn[r];
+      counts[data.rk[r]] += data.rn[r];
+    }
+    this.rc = rc;
+    this.n = rc[data.rn.length];
+    this.counts = counts;
+    if (this.cursor >= this.n) this.cursor = this.n - 1;
     this.draw();
+  };
+
+  // Window i: [start, end, status letter].
+  Strip.prototype.win = function (i) {
+    const d = this.data, rc = this.rc;
+    let lo = 0, hi = d.rn.length - 1;
+    while (lo < hi) {              // the last run starting at or before window i
+      const mid = (lo + hi + 1) >> 1;
+      if (rc[mid] <= i) lo = mid; else hi = mid - 1;
+    }
+    const s = d.rs[lo] + (i - rc[lo]) * d.rw[lo];
+    return [s, s + d.rw[lo], d.rk[lo]];
   };
 
   Strip.prototype.draw = function () {
@@ -88,26 +112,34 @@
     ctx.fillRect(0, top, width, bar);
     const fills = {};
     for (const k of "sfrwg") fills[k] = pattern(ctx, k);
-    // Windows wider than 2 px are drawn one by one; narrower ones share pixel columns,
-    // each column showing the worst status among its windows.
+    // Windows 2 px wide or more are drawn one by one, with a hairline between them; a run
+    // of narrower ones marks the pixel columns it covers, and each column then shows the
+    // worst status among its windows.
     const cols = new Int8Array(Math.ceil(width)).fill(-1);
-    const n = d.k.length;
-    for (let i = 0; i < n; i++) {
-      const x0 = x(d.s[i]), x1 = x(d.e[i]);
-      const k = d.k[i];
-      if (x1 - x0 >= 2) {
+    for (let r = 0; r < d.rn.length; r++) {
+      const k = d.rk[r], w = d.rw[r];
+      if (x(w) - x(0) >= 2) {
         ctx.fillStyle = fills[k];
-        ctx.fillRect(x0, top, Math.max(1, x1 - x0 - 0.5), bar);
+        for (let j = 0; j < d.rn[r]; j++) {
+          const x0 = x(d.rs[r] + j * w), x1 = x(d.rs[r] + (j + 1) * w);
+          if (x1 > x0) ctx.fillRect(x0, top, Math.max(1, x1 - x0 - 0.5), bar);
+        }
       } else {
-        const col = Math.min(cols.length - 1, Math.floor(x0));
-        if (col >= 0 && RANK[k] > cols[col]) cols[col] = RANK[k];
+        const first = Math.floor(x(d.rs[r]));
+        const last = Math.min(cols.length - 1, Math.ceil(x(d.rs[r] + d.rn[r] * w)) - 1);
+        for (let col = first; col <= Math.max(first, last) && col < cols.length; col++) {
+          if (RANK[k] > cols[col]) cols[col] = RANK[k];
+        }
       }
     }
     const byRank = ["s", "w", "r", "r", "f"];
     for (let col = 0; col < cols.length; col++) {
       if (cols[col] < 0) continue;
+      let end = col;               // one rectangle for each stretch of equal columns
+      while (end + 1 < cols.length && cols[end + 1] === cols[col]) end++;
       ctx.fillStyle = fills[byRank[cols[col]]];
-      ctx.fillRect(col, top, 1, bar);
+      ctx.fillRect(col, top, end - col + 1, bar);
+      col = end;
     }
     for (const [a, b] of d.gaps) {
       ctx.fillStyle = fills.g;
@@ -116,46 +148,55 @@
       ctx.strokeRect(x(a) + 0.5, top + 0.5, Math.max(2, x(b) - x(a)) - 1, bar - 1);
     }
     ctx.fillStyle = "#000";
-    for (const i of Object.keys(d.flagged)) {
-      const mid = (x(d.s[i]) + x(d.e[i])) / 2;
+    const flagged = Object.keys(d.flagged);
+    for (const i of flagged) {
+      const [s, e] = this.win(Number(i));
+      const mid = (x(s) + x(e)) / 2;
       ctx.beginPath(); ctx.moveTo(mid, top - 1); ctx.lineTo(mid + 5, 2); ctx.lineTo(mid - 5, 2);
       ctx.fill();
     }
-    if (this.cursor >= 0 && this.cursor < n) {
-      const x0 = x(d.s[this.cursor]), x1 = x(d.e[this.cursor]);
+    if (this.cursor >= 0 && this.cursor < this.n) {
+      const [s, e] = this.win(this.cursor);
+      const x0 = x(s), x1 = x(e);
       ctx.strokeStyle = "#000"; ctx.lineWidth = 2;
       ctx.strokeRect(x0 - 1, top - 2, Math.max(3, x1 - x0) + 2, bar + 4);
       ctx.lineWidth = 1;
     }
-    c.dataset.windows = String(n);
-    c.dataset.failed = String((d.k.match(/f/g) || []).length);
-    c.dataset.success = String((d.k.match(/s/g) || []).length);
+    c.dataset.windows = String(this.n);
+    c.dataset.failed = String(this.counts.f);
+    c.dataset.success = String(this.counts.s);
     c.dataset.gaps = String(d.gaps.length);
+    c.dataset.flagged = String(flagged.length);
     if (!document.body.dataset.stripDrawnMs) {
-      // The first draw after navigation: how long the page took to show its strip.
-      document.body.dataset.stripDrawnMs = performance.now().toFixed(1);
+      // The first draw after navigation: how long the page took to show its strip, and
+      // how much of that was this script (parsing the data and drawing).
+      const now = performance.now();
+      document.body.dataset.stripDrawnMs = now.toFixed(1);
+      document.body.dataset.stripScriptMs = (now - this.began).toFixed(1);
     }
   };
 
   Strip.prototype.at = function (px) {
     const d = this.data, total = (d.end - d.start) / 1000;
     const sec = (px / this.width) * total;
-    let lo = 0, hi = d.s.length - 1, found = -1;
-    while (lo <= hi) {             // the last window starting at or before `sec`
+    let lo = 0, hi = d.rs.length - 1, r = -1;
+    while (lo <= hi) {             // the last run starting at or before `sec`
       const mid = (lo + hi) >> 1;
-      if (d.s[mid] <= sec) { found = mid; lo = mid + 1; } else { hi = mid - 1; }
+      if (d.rs[mid] <= sec) { r = mid; lo = mid + 1; } else { hi = mid - 1; }
     }
-    return found >= 0 && d.e[found] > sec ? found : -1;
+    if (r < 0) return -1;
+    const j = Math.floor((sec - d.rs[r]) / (d.rw[r] || 1));
+    return j < d.rn[r] ? this.rc[r] + j : -1;
   };
 
   Strip.prototype.describe = function (i) {
     const d = this.data;
     if (i < 0) { this.info.textContent = "No task covers this point."; return; }
-    const kind = d.k[i];
+    const [s, e, kind] = this.win(i);
     const flag = d.flagged[i] ? " · audit: " + d.flagged[i] : "";
-    this.info.textContent = "Window " + fmt(d.start + d.s[i] * 1000) + " – " +
-      fmt(d.start + d.e[i] * 1000) + ": " + NAMES[kind] + flag + " (" + (i + 1) + " of " +
-      d.k.length + ")";
+    this.info.textContent = "Window " + fmt(d.start + s * 1000) + " – " +
+      fmt(d.start + e * 1000) + ": " + NAMES[kind] + flag + " (" + (i + 1) + " of " +
+      this.n + ")";
   };
 
   Strip.prototype.point = function (e) {
@@ -166,12 +207,12 @@
 
   Strip.prototype.open = function () {
     if (this.cursor < 0) return;
-    const start = this.data.start + this.data.s[this.cursor] * 1000;
+    const start = this.data.start + this.win(this.cursor)[0] * 1000;
     window.location.href = "/console/shippers/" + this.canvas.dataset.shipper + "/windows/" + start;
   };
 
   Strip.prototype.key = function (e) {
-    const n = this.data.k.length;
+    const n = this.n;
     if (!n) return;
     const moves = { ArrowLeft: -1, ArrowRight: 1, PageUp: -10, PageDown: 10 };
     if (e.key in moves) this.cursor = Math.max(0, Math.min(n - 1, (this.cursor < 0 ? n : this.cursor) + moves[e.key]));
@@ -226,7 +267,11 @@
   document.addEventListener("DOMContentLoaded", () => {
     let strip = null;
     const canvas = document.getElementById("strip");
-    if (canvas) strip = new Strip(canvas, JSON.parse(document.getElementById("strip-data").textContent));
+    if (canvas) {
+      const began = performance.now();
+      strip = new Strip(canvas, JSON.parse(document.getElementById("strip-data").textContent),
+                        began);
+    }
     for (const el of document.querySelectorAll("canvas.swatch")) swatch(el);
     for (const root of document.querySelectorAll("[data-live]")) live(root, strip);
     formatSwitch();
