@@ -4,6 +4,7 @@ or key."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from datetime import datetime
@@ -120,6 +121,17 @@ def test_tasks_retry_and_time_zones(server: ServerProcess, client: LegacyClient,
     assert listed[0]["range_start"] == api[0]["range_start"]  # the server's zone by default
     table = ok(server, "tasks", "--shipper-id", shipper)
     assert failed in table and "Asia/Shanghai" in table
+    # What each task shipped and rejected, in the same request as the list.
+    header = next(line for line in table.splitlines() if "task_id" in line)
+    assert re.findall(r"\w+", header) == ["task_id", "range_start", "range_end", "status",
+                                          "records", "rejected", "objects", "message"]
+    row = next(line for line in table.splitlines() if failed in line)
+    assert re.search(r"│ failed +│ 0 +│ 0 +│ 0 +│ bucket 'x' does not exist", row), row
+    detail = client.call("GET", "/task", {"shipper_id": shipper, "task_id": failed})
+    [shown] = [t for t in listed if t["task_id"] == failed]
+    assert (shown["records"], shown["records_rejected"], shown["object_count"],
+            shown["attempts"]) == (detail["records"], detail["records_rejected"],
+                                   len(detail["objects"]), 1)
     assert [t["task_id"] for t in as_json(server, "tasks", "--shipper-id", shipper,
                                           "--status", "failed")] == [failed]
 

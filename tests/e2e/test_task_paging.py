@@ -11,14 +11,17 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from cls_shipper.cli import app
 from cls_shipper.shipping import ledger
 from cls_shipper.store import open_database
 from cls_shipper.store.schema import shippers
 from cls_shipper.timefmt import now_ms
-from tests.helpers.server import ApiError, LegacyClient, ServerProcess
+from tests.helpers.server import SECRET_ID, SECRET_KEY, ApiError, LegacyClient, ServerProcess
 from tests.helpers.v3 import v3_json
 
 ZONE = ZoneInfo("Asia/Shanghai")  # the server's default --timezone
@@ -112,6 +115,24 @@ def test_without_paging_an_answer_is_the_first_bounded_page(
     answer = v3_json(server, "DescribeShipperTasks", {
         "ShipperId": shipper, "StartTime": now - 3_600_000, "EndTime": now + 3_600_000})
     assert [task["TaskId"] for task in answer["Tasks"]] == [task["task_id"] for task in first]
+
+
+def test_the_cli_lists_past_one_page(client: LegacyClient, server: ServerProcess,
+                                    many: tuple[str, dict[str, str]]) -> None:
+    shipper, params = many
+    before = every_page(client, {**params, "detail": "true"}, MAX_LISTED)
+    result = CliRunner().invoke(app, ["tasks", "--shipper-id", shipper, "--json",
+                                      "--endpoint", server.base_url],
+                                env={"CLS_SHIPPER_SECRET_ID": SECRET_ID,
+                                     "CLS_SHIPPER_SECRET_KEY": SECRET_KEY,
+                                     "CLS_SHIPPER_TIMEZONE": ""})
+    assert result.exit_code == 0, result.output
+    shown = orjson.loads(result.stdout)
+    ids = [task["task_id"] for task in shown]
+    assert len(ids) > MAX_LISTED and len(set(ids)) == len(ids)
+    # The scheduler keeps cutting windows meanwhile: every task listed before is there.
+    assert {task["task_id"] for task in before} <= set(ids)
+    assert {"records", "records_rejected", "object_count", "attempts"} <= set(shown[0])
 
 
 def test_paging_bounds_are_refused_in_the_legacy_error_form(

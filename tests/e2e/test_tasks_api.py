@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cls_shipper.errors import SinkError
+from cls_shipper.model.objects import ObjectKind, ShippedObject
 from cls_shipper.shipping import ledger
-from cls_shipper.store import open_database
+from cls_shipper.store import Database, open_database
 from cls_shipper.timefmt import now_ms
 from tests.helpers.server import ApiError, LegacyClient, ServerProcess
 
@@ -144,3 +145,75 @@ def test_query_filters_on_task_start_time(
                                            "start_time": legacy(start_ms - 3.6e6),
                                            "end_time": legacy(start_ms - 1000)})["tasks"]
     assert before == []
+
+
+def _claim_of(db: Database, shipper: str) -> ledger.Claimed:
+    """Claim the next due task of `shipper`, leaving other shippers' tasks alone."""
+    skip: frozenset[str] = frozenset()
+    while (claimed := ledger.claim(db, "test-worker", now_ms() + 10_000, 30_000,
+                                   exclude_shippers=skip)) is not None:
+        if claimed.shipper_id == shipper:
+            return claimed
+        ledger.release(db, claimed, now_ms())
+        skip |= {claimed.shipper_id}
+    raise AssertionError(f"no task of {shipper} is due")
+
+
+def _shipped(name: str, records: int, kind: ObjectKind = "part") -> ShippedObject:
+    return ShippedObject(key=f"t/{name}", size=10, md5="0" * 32, sha256="0" * 64,
+                         records=records, raw_bytes=20, kind=kind)
+
+
+COUNTERS = ["records", "records_filtered_out", "records_rejected", "bytes_in", "bytes_out",
+            "object_count", "attempts"]
+
+
+def test_a_detailed_listing_shows_what_get_task_counts(
+        client: LegacyClient, server: ServerProcess,
+        shipper_with_tasks: tuple[str, list[dict[str, str]]]) -> None:
+    shipper, _listed = shipper_with_tasks
+    db = open_database(server.db_url, run_migrations=False)
+    try:
+        shipped = _claim_of(db, shipper)
+        assert ledger.succeed(db, shipped, now_ms(), ledger.Outcome(
+            records=7, records_filtered=2, bytes_in=300, bytes_out=120, first_offset=0,
+            last_offset=9, objects=[_shipped("a", 4), _shipped("b", 3),
+                                    _shipped("_rejects", 1, "rejects")], records_rejected=1))
+        failed = _claim_of(db, shipper)
+        assert ledger.fail(db, failed, now_ms(), SinkError("bucket_missing", "no bucket"),
+                           ledger.RetryPolicy(base_ms=1000, cap_ms=60_000,
+                                              deadline_ms=86_400_000, max_attempts=5)) == "failed"
+    finally:
+        db.dispose()
+    now = now_ms()
+    params = {"shipper_id": shipper, "start_time": legacy(now - 3.6e6),
+              "end_time": legacy(now + 3.6e6)}
+    plain = client.raw("GET", "/tasks", params)
+    # Without the parameter (or with it false) the answer is the CLS fields, as before.
+    assert plain.status_code == 200
+    assert client.raw("GET", "/tasks", {**params, "detail": "false"}).content == plain.content
+    listed = plain.json()["tasks"]
+    assert {tuple(task) for task in listed} == {(
+        "task_id", "shipper_id", "topic_id", "range_start", "range_end", "start_time",
+        "end_time", "status", "message")}
+    for _ in range(2):  # read from the ledger, then the finished ones from what is held
+        detailed = client.call("GET", "/tasks", {**params, "detail": "true"})["tasks"]
+        assert [{k: t[k] for k in listed[0]} for t in detailed] == listed
+        for task in detailed:
+            assert list(task) == [*listed[0], *COUNTERS]
+            one = client.call("GET", "/task", {"shipper_id": shipper,
+                                               "task_id": task["task_id"]})
+            assert {k: task[k] for k in COUNTERS} == {
+                **{k: one[k] for k in COUNTERS if k != "object_count"},
+                "object_count": len(one["objects"])}
+        by_id = {task["task_id"]: task for task in detailed}
+        assert {k: by_id[shipped.task_id][k] for k in COUNTERS} == {
+            "records": 7, "records_filtered_out": 2, "records_rejected": 1, "bytes_in": 300,
+            "bytes_out": 120, "object_count": 3, "attempts": 1}
+        assert (by_id[failed.task_id]["status"], by_id[failed.task_id]["attempts"],
+                by_id[failed.task_id]["object_count"]) == ("failed", 1, 0)
+    for bad in ("yes", "1", "TRUE", ""):
+        with pytest.raises(ApiError) as err:
+            client.call("GET", "/tasks", {**params, "detail": bad})
+        assert (err.value.status, err.value.code) == (400, "InvalidParam"), bad
+        assert "detail must be true or false" in err.value.body["errormessage"]

@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from cls_shipper.api.fieldmap import FieldMap
-from cls_shipper.model.task import Task, TaskDetail, TaskStatus
+from cls_shipper.model.task import CountedTask, Task, TaskDetail, TaskStatus
 
 # Rendered tasks a surface holds (about 5 MB with their keys): the listings of some twenty
 # 300-second shippers over three days.
@@ -42,14 +42,14 @@ class RenderedTasks:
     def __init__(self, fmap: FieldMap[Any], held: int = RENDERED_HELD) -> None:
         self._fmap = fmap
         self._held = held
-        self._json: dict[tuple[Task, tzinfo], bytes] = {}
+        self._json: dict[tuple[Task | CountedTask, tzinfo], bytes] = {}
         self._lock = threading.Lock()  # writers only: a dict lookup is atomic
 
-    def array(self, found: Sequence[Task], zone: tzinfo) -> orjson.Fragment:
+    def array(self, found: Sequence[Task | CountedTask], zone: tzinfo) -> orjson.Fragment:
         """The JSON array of `found`, to put in an answer as it is."""
         held = self._json
         parts: list[bytes] = []
-        new: dict[tuple[Task, tzinfo], bytes] = {}
+        new: dict[tuple[Task | CountedTask, tzinfo], bytes] = {}
         for task in found:
             key = (task, zone)
             rendered = held.get(key)
@@ -60,7 +60,7 @@ class RenderedTasks:
             self._remember(new)
         return orjson.Fragment(b"[" + b",".join(parts) + b"]")
 
-    def _remember(self, new: dict[tuple[Task, tzinfo], bytes]) -> None:
+    def _remember(self, new: dict[tuple[Task | CountedTask, tzinfo], bytes]) -> None:
         with self._lock:
             self._json.update(new)
             excess = len(self._json) - self._held

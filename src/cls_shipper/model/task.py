@@ -65,6 +65,31 @@ class Task(NamedTuple):
     message: str
 
 
+class CountedTask(NamedTuple):
+    """A task as a detailed listing shows it: `Task`'s fields, then the ledger's counters of
+    it (what `TaskDetail` has in the same names, and `objects`, the number of objects it
+    wrote, rejects object included). Narrow columns only: no runs, no config, and the objects
+    counted by the database rather than decoded."""
+
+    task_id: str
+    shipper_id: str
+    topic_id: str
+    range_start_ms: int
+    range_end_ms: int
+    start_ms: int
+    end_ms: int | None
+    status: TaskStatus
+    message: str
+
+    records: int
+    records_filtered: int
+    records_rejected: int
+    bytes_in: int
+    bytes_out: int
+    objects: int
+    attempts: int
+
+
 @dataclass(frozen=True, slots=True)
 class TaskDetail:
     """A task with everything the ledger knows of it: `Task`'s fields, then counters, lease,

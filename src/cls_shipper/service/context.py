@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from cls_shipper.auth.keys import KeyCache
+from cls_shipper.model.task import CountedTask, Task
 from cls_shipper.service.task_cache import FinalTasks
 from cls_shipper.settings import Settings
 from cls_shipper.sinks import Sink, open_sink
@@ -18,7 +19,10 @@ class Context:
     db: Database
     settings: Settings
     keys: KeyCache = field(init=False)
-    final_tasks: FinalTasks = field(init=False, default_factory=FinalTasks)
+    final_tasks: FinalTasks[Task] = field(init=False, default_factory=FinalTasks)
+    # The same tasks with their counters, for detailed listings.
+    final_counted_tasks: FinalTasks[CountedTask] = field(init=False,
+                                                         default_factory=FinalTasks)
     _sink: Sink | None = field(init=False, default=None)
     _sink_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 

@@ -5,22 +5,25 @@ A task is one window of one shipper; its types are the model's (`Task` as listed
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
 from cls_shipper.errors import Kinds, ServiceError, invalid
 from cls_shipper.model.shipper import ShipperConfig
-from cls_shipper.model.task import Task, TaskDetail, TaskStatus
+from cls_shipper.model.task import CountedTask, Task, TaskDetail, TaskStatus
 from cls_shipper.service.context import Context
+from cls_shipper.service.task_cache import FinalTasks
 from cls_shipper.shipping import ledger
 from cls_shipper.store.schema import shippers
 from cls_shipper.timefmt import now_ms
 
 # The API surfaces name the task types through this module.
-__all__ = ["Task", "TaskDetail", "TaskPage", "get_task", "list_tasks", "retry",
-           "retry_failed"]
+__all__ = ["CountedTask", "Task", "TaskDetail", "TaskPage", "get_task", "list_counted_tasks",
+           "list_tasks", "retry", "retry_failed"]
 
 QUERY_WINDOW_MS = 3 * 86_400_000
 # The most tasks one answer holds, and what a listing holds unless asked for fewer: three
@@ -33,6 +36,8 @@ MAX_OFFSET = 1 << 31
 # Enough for a task retried max_attempts times and again by hand a few times.
 RUN_HISTORY_LIMIT = 50
 
+T = TypeVar("T", Task, CountedTask)
+
 
 def _require_shipper(conn: Connection, shipper_id: object) -> None:
     if not isinstance(shipper_id, str) or not shipper_id:
@@ -43,19 +48,35 @@ def _require_shipper(conn: Connection, shipper_id: object) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class TaskPage:
+class TaskPage(Generic[T]):
     """One page of a listing; `next_offset` is where the next page starts, None at the end."""
 
-    tasks: list[Task]
+    tasks: list[T]
     next_offset: int | None
 
 
 def list_tasks(ctx: Context, shipper_id: str, start_ms: int, end_ms: int,
                now: int | None = None, *, offset: int = 0,
-               limit: int = MAX_LISTED) -> TaskPage:
+               limit: int = MAX_LISTED) -> TaskPage[Task]:
     """Tasks whose start time lies in [start_ms, end_ms], oldest window first, `limit` of
     them after the first `offset`. Only the last three days can be queried: `start_ms` must
     not be older than now minus 72 hours."""
+    return _page(ctx, shipper_id, start_ms, end_ms, now, offset, limit, ledger.tasks_by_id,
+                 ctx.final_tasks)
+
+
+def list_counted_tasks(ctx: Context, shipper_id: str, start_ms: int, end_ms: int,
+                       now: int | None = None, *, offset: int = 0,
+                       limit: int = MAX_LISTED) -> TaskPage[CountedTask]:
+    """`list_tasks` with each task's counters (records, rejected, bytes, objects, attempts):
+    the same tasks in the same pages, the same rules."""
+    return _page(ctx, shipper_id, start_ms, end_ms, now, offset, limit,
+                 ledger.counted_tasks_by_id, ctx.final_counted_tasks)
+
+
+def _page(ctx: Context, shipper_id: str, start_ms: int, end_ms: int, now: int | None,
+          offset: int, limit: int, read_rows: Callable[[Connection, str, Sequence[str]], list[T]],
+          held: FinalTasks[T]) -> TaskPage[T]:
     current = now_ms() if now is None else now
     if start_ms > end_ms:
         raise invalid("start_time must not be later than end_time")
@@ -71,12 +92,11 @@ def list_tasks(ctx: Context, shipper_id: str, start_ms: int, end_ms: int,
         listed = ledger.listed_task_ids(conn, shipper_id, start_ms, end_ms, offset,
                                         limit + 1)
         more = len(listed) > limit
-        held = ctx.final_tasks
         known = {task_id: task for task_id, status in listed[:limit]
                  if status is TaskStatus.SUCCESS and (task := held.get(task_id)) is not None}
         if len(known) < min(len(listed), limit):
-            read = ledger.tasks_by_id(conn, shipper_id, [task_id for task_id, _ in
-                                                         listed[:limit] if task_id not in known])
+            read = read_rows(conn, shipper_id, [task_id for task_id, _ in listed[:limit]
+                                                if task_id not in known])
             held.remember(read)
             known.update((task.task_id, task) for task in read)
     # A task deleted between the two reads (its shipper was) is left out.

@@ -64,7 +64,14 @@ from cls_shipper.errors import ShippingError, SinkError, TaskCode
 from cls_shipper.ids import new_id
 from cls_shipper.model.objects import ShippedObject
 from cls_shipper.model.shipper import ShipperConfig
-from cls_shipper.model.task import Run, RunOutcome, Task, TaskDetail, TaskStatus
+from cls_shipper.model.task import (
+    CountedTask,
+    Run,
+    RunOutcome,
+    Task,
+    TaskDetail,
+    TaskStatus,
+)
 from cls_shipper.model.windows import next_windows
 from cls_shipper.shipping import outbox
 from cls_shipper.store import Database
@@ -673,6 +680,32 @@ def tasks_by_id(conn: Connection, shipper_id: str, task_ids: Sequence[str]) -> l
                           run_end, statuses[status], message)
                      for task_id, topic_id, range_start, range_end, run_start, run_end, status,
                      message in rows)
+    return found
+
+
+def counted_tasks_by_id(conn: Connection, shipper_id: str,
+                        task_ids: Sequence[str]) -> list[CountedTask]:
+    """`tasks_by_id` with the ledger's counters of each task: integer columns, and the length
+    of the `objects` array taken by the database (SQLite's and PostgreSQL's
+    `json_array_length`), so no object list is decoded or sent. The read behind a detailed
+    GET /tasks."""
+    statuses = _STATUSES
+    found: list[CountedTask] = []
+    for first in range(0, len(task_ids), _IDS_PER_QUERY):
+        rows = conn.execute(
+            select(tasks.c.task_id, tasks.c.topic_id, tasks.c.range_start_ms,
+                   tasks.c.range_end_ms, tasks.c.run_start_ms, tasks.c.run_end_ms,
+                   tasks.c.status, tasks.c.message, tasks.c.records, tasks.c.records_filtered,
+                   tasks.c.records_rejected, tasks.c.bytes_in, tasks.c.bytes_out,
+                   func.json_array_length(tasks.c.objects), tasks.c.attempts)
+            .where(tasks.c.shipper_id == shipper_id,
+                   tasks.c.task_id.in_(task_ids[first:first + _IDS_PER_QUERY]))).all()
+        found.extend(CountedTask(task_id, shipper_id, topic_id, range_start, range_end,
+                                 run_start, run_end, statuses[status], message, records,
+                                 filtered, rejected, bytes_in, bytes_out, objects or 0, attempts)
+                     for task_id, topic_id, range_start, range_end, run_start, run_end, status,
+                     message, records, filtered, rejected, bytes_in, bytes_out, objects,
+                     attempts in rows)
     return found
 
 

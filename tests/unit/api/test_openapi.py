@@ -58,6 +58,7 @@ class _Seen:
     allowed: set[str] | None = None
     required: set[str] = field(default_factory=set)
     ints: dict[str, tuple[int, int]] = field(default_factory=dict)
+    bools: set[str] = field(default_factory=set)
     body: type | None = None
 
 
@@ -77,6 +78,10 @@ def _what_handler_reads(monkeypatch: pytest.MonkeyPatch, handler: Any) -> _Seen:
         seen.ints[name] = (low, high)
         return default
 
+    def query_bool(_params: dict[str, str], name: str) -> bool:
+        seen.bools.add(name)
+        return False
+
     async def read_json(_request: Request, model: type) -> Any:
         seen.body = model
         raise _Stop
@@ -88,7 +93,8 @@ def _what_handler_reads(monkeypatch: pytest.MonkeyPatch, handler: Any) -> _Seen:
     module: ModuleType
     for module in (control, shipping, logs, consume):
         for name, fake in (("query", query), ("required", required),
-                           ("query_int", query_int), ("read_json", read_json),
+                           ("query_int", query_int), ("query_bool", query_bool),
+                           ("read_json", read_json),
                            ("run", run), ("context", lambda _r: ctx)):
             if hasattr(module, name):
                 monkeypatch.setattr(module, name, fake)
@@ -115,6 +121,9 @@ def test_declared_inputs_are_what_the_handler_reads(
         (param,) = [p for p in query if p.name == name]
         assert (param.schema["type"], param.schema["minimum"], param.schema["maximum"]) == (
             "integer", low, high)
+    for name in seen.bools:
+        (param,) = [p for p in query if p.name == name]
+        assert param.schema == {"type": "boolean"} and not param.required
 
 
 def test_error_responses_come_from_the_catalogue() -> None:

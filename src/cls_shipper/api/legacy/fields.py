@@ -108,6 +108,18 @@ TASK_FIELDS = [
     Field("message"),
 ]
 TASK: FieldMap[Any] = FieldMap(fields=TASK_FIELDS)
+# Extension: a detailed listing (`detail=true`), each task with the counters GET /task shows
+# under the same names, and the number of its objects (rejects object included).
+COUNTED_TASK: FieldMap[Any] = FieldMap(fields=[
+    *TASK_FIELDS,
+    Field("records"),
+    Field("records_filtered", "records_filtered_out"),
+    Field("records_rejected"),
+    Field("bytes_in"),
+    Field("bytes_out"),
+    Field("objects", "object_count"),
+    Field("attempts"),
+])
 TASK_DETAIL: FieldMap[Any] = FieldMap(fields=[
     *TASK_FIELDS,
     Field("records"),

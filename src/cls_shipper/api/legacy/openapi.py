@@ -19,12 +19,12 @@ from starlette.routing import Route
 import cls_shipper
 from cls_shipper.api.fieldschema import JsonSchema, object_schema
 from cls_shipper.api.legacy import bodies
-from cls_shipper.api.legacy.fields import SHIPPER, TASK, TASK_DETAIL
+from cls_shipper.api.legacy.fields import COUNTED_TASK, SHIPPER, TASK, TASK_DETAIL
 from cls_shipper.api.legacy.requests import Body
 from cls_shipper.api.legacy.routes import TABLE
 from cls_shipper.api.legacy.shipping import NEXT_OFFSET
 from cls_shipper.errors import ErrorKind, Kinds
-from cls_shipper.model.task import Task, TaskDetail
+from cls_shipper.model.task import CountedTask, Task, TaskDetail
 from cls_shipper.service.logs import MAX_READ_COUNT
 from cls_shipper.service.shippers import Shipper
 from cls_shipper.service.tasks import MAX_LISTED, MAX_OFFSET
@@ -227,9 +227,15 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
                "extension: tasks to skip (default 0)", required=False),
          Param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LISTED},
                f"extension: at most this many (default and most {MAX_LISTED})",
-               required=False)),
-        answer=_obj(tasks={"type": "array", "maxItems": MAX_LISTED,
-                           "items": object_schema(TASK, Task)}),
+               required=False),
+         Param("detail", _BOOL,
+               "extension: `true` adds to each task its counters as GET /task shows them "
+               "(records, records_filtered_out, records_rejected, bytes_in, bytes_out, "
+               "attempts) and `object_count`, the number of its objects; `false` or absent: "
+               "the CLS fields only", required=False)),
+        # Without `detail` the first form, with `detail=true` the second.
+        answer=_obj(tasks={"type": "array", "maxItems": MAX_LISTED, "items": {"anyOf": [
+            object_schema(TASK, Task), object_schema(COUNTED_TASK, CountedTask)]}}),
         answer_headers={NEXT_OFFSET: {
             "required": False, "schema": {"type": "string", "pattern": r"^\d+$"},
             "description": "extension: present when more tasks follow; the `offset` of the "

@@ -139,3 +139,17 @@ def query_int(params: dict[str, str], name: str, default: int, low: int, high: i
     if not text:
         return default
     return ascii_int(text, name, low, high)
+
+
+# The words a boolean query parameter takes: JSON's, as the bodies write them.
+_BOOLS = {"true": True, "false": False}
+
+
+def query_bool(params: dict[str, str], name: str) -> bool:
+    """A `true`/`false` query parameter, false when absent; any other value is refused."""
+    text = params.get(name)
+    if text is None:
+        return False
+    if text not in _BOOLS:
+        raise invalid(f"{name} must be true or false, got {text[:40]!r}")
+    return _BOOLS[text]

@@ -5,13 +5,21 @@ from __future__ import annotations
 from datetime import tzinfo
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from cls_shipper.api.http import context, empty_response, json_response, run
 from cls_shipper.api.legacy import bodies
-from cls_shipper.api.legacy.fields import SHIPPER, TASK, TASK_DETAIL
-from cls_shipper.api.legacy.requests import given, query, query_int, read_json, required
+from cls_shipper.api.legacy.fields import COUNTED_TASK, SHIPPER, TASK, TASK_DETAIL
+from cls_shipper.api.legacy.requests import (
+    given,
+    query,
+    query_bool,
+    query_int,
+    read_json,
+    required,
+)
 from cls_shipper.api.task_view import RenderedTasks
 from cls_shipper.errors import invalid
 from cls_shipper.model.shipper import ShipperConfig
@@ -20,6 +28,7 @@ from cls_shipper.service.shipper_rules import defaults
 from cls_shipper.timefmt import format_legacy, parse_legacy
 
 _LISTED = RenderedTasks(TASK)
+_COUNTED = RenderedTasks(COUNTED_TASK)
 # The header of a task listing that has another page: the offset to ask for next.
 NEXT_OFFSET = "x-cls-next-offset"
 
@@ -85,15 +94,25 @@ def _time_param(params: dict[str, str], name: str, zone: tzinfo) -> int:
 async def list_tasks(request: Request) -> Response:
     """Extension: `offset` and `limit` page the listing; without them it is the first
     MAX_LISTED tasks, all of three days of a 300-second shipper. `x-cls-next-offset` says
-    where the next page starts when there is one."""
+    where the next page starts when there is one. `detail=true` adds each task's counters
+    (COUNTED_TASK); without it the answer is the CLS fields only."""
     ctx = context(request)
-    params = query(request, {"shipper_id", "start_time", "end_time", "offset", "limit"})
+    params = query(request, {"shipper_id", "start_time", "end_time", "offset", "limit",
+                             "detail"})
     shipper_id, start, end = _time_range(params, ctx.zone)
     offset = query_int(params, "offset", 0, 0, tasks.MAX_OFFSET)
     limit = query_int(params, "limit", tasks.MAX_LISTED, 1, tasks.MAX_LISTED)
-    page = await run(tasks.list_tasks, ctx, shipper_id, start, end, offset=offset, limit=limit)
-    headers = {} if page.next_offset is None else {NEXT_OFFSET: str(page.next_offset)}
-    return json_response({"tasks": _LISTED.array(page.tasks, ctx.zone)}, headers)
+    listed: orjson.Fragment
+    if query_bool(params, "detail"):
+        counted = await run(tasks.list_counted_tasks, ctx, shipper_id, start, end,
+                            offset=offset, limit=limit)
+        listed, next_offset = _COUNTED.array(counted.tasks, ctx.zone), counted.next_offset
+    else:
+        page = await run(tasks.list_tasks, ctx, shipper_id, start, end, offset=offset,
+                         limit=limit)
+        listed, next_offset = _LISTED.array(page.tasks, ctx.zone), page.next_offset
+    headers = {} if next_offset is None else {NEXT_OFFSET: str(next_offset)}
+    return json_response({"tasks": listed}, headers)
 
 
 async def get_task(request: Request) -> Response:
