@@ -21,7 +21,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import ColumnElement, Connection, delete, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from cls_shipper import metrics
@@ -320,27 +320,35 @@ def read_window(db: Database, topic_id: str, start_ms: int, end_ms: int,
     # Ingest time grows with the offset, so the window is an offset range; its end is fixed
     # by the first chunk at or after end_ms once one exists.
     stop = _first_offset_at(db, topic_id, end_ms)
-    cursor = first
-    in_window = (log_chunks.c.topic_id == topic_id, log_chunks.c.ingest_ms >= start_ms,
-                 log_chunks.c.ingest_ms < end_ms)
+    in_window = [log_chunks.c.topic_id == topic_id, log_chunks.c.ingest_ms >= start_ms,
+                 log_chunks.c.ingest_ms < end_ms]
+    if stop is not None:
+        in_window.append(log_chunks.c.first_offset < stop)
+    yield from _in_batches(db, in_window, first, batch_size, batch_bytes)
+
+
+def _in_batches(db: Database, where: Sequence[ColumnElement[bool]], cursor: int,
+                batch_size: int, batch_bytes: int) -> Iterator[StoredChunk]:
+    """The chunks matching `where` from offset `cursor` on, in offset order: each batch of at
+    most `batch_size` chunks and about `batch_bytes` of payload (at least one chunk) in its
+    own short read, sizes first and payloads after, so a slow consumer holds no transaction,
+    one that stops early loads nothing more, and memory stays bounded however large the
+    uploads were."""
     while True:
-        # Sizes first (no payloads), to cut a batch at about `batch_bytes`.
-        sizes = (select(log_chunks.c.first_offset, func.length(log_chunks.c.payload))
-                 .where(*in_window, log_chunks.c.first_offset >= cursor)
-                 .order_by(log_chunks.c.first_offset).limit(batch_size))
-        if stop is not None:
-            sizes = sizes.where(log_chunks.c.first_offset < stop)
         with db.read() as conn:
-            listed = conn.execute(sizes).all()
+            listed = conn.execute(
+                select(log_chunks.c.first_offset, func.length(log_chunks.c.payload))
+                .where(*where, log_chunks.c.first_offset >= cursor)
+                .order_by(log_chunks.c.first_offset).limit(batch_size)).all()
             if not listed:
                 return
             last, total = listed[0][0], 0
-            for offset, size in listed:
+            for first, size in listed:
                 if total and total + size > batch_bytes:
                     break
-                last, total = offset, total + size
+                last, total = first, total + size
             rows = conn.execute(
-                select(*_COLUMNS).where(*in_window, log_chunks.c.first_offset >= cursor,
+                select(*_COLUMNS).where(*where, log_chunks.c.first_offset >= cursor,
                                         log_chunks.c.first_offset <= last)
                 .order_by(log_chunks.c.first_offset)).all()
         for row in rows:
@@ -483,7 +491,7 @@ def iter_partition(db: Database, topic_id: str, partition_id: int, offset: int,
     """The partition's chunks holding records at `offset` or after, lazily, in offset order:
     each batch of at most `batch_size` chunks (and about `batch_bytes` of payload, at least one
     chunk) in its own short read, so a consumer that stops early loads nothing more."""
-    in_partition = (log_chunks.c.topic_id == topic_id, log_chunks.c.partition_id == partition_id)
+    in_partition = [log_chunks.c.topic_id == topic_id, log_chunks.c.partition_id == partition_id]
     # The chunk holding `offset` starts at or before it: records are never split over chunks.
     cursor = offset
     with db.read() as conn:
@@ -493,28 +501,7 @@ def iter_partition(db: Database, topic_id: str, partition_id: int, offset: int,
             .order_by(log_chunks.c.first_offset.desc()).limit(1)).first()
     if containing is not None and containing[0] + containing[1] > offset:
         cursor = int(containing[0])
-    while True:
-        with db.read() as conn:
-            listed = conn.execute(
-                select(log_chunks.c.first_offset, func.length(log_chunks.c.payload))
-                .where(*in_partition, log_chunks.c.first_offset >= cursor)
-                .order_by(log_chunks.c.first_offset).limit(batch_size)).all()
-            if not listed:
-                return
-            last, total = listed[0][0], 0
-            for first, size in listed:
-                if total and total + size > batch_bytes:
-                    break
-                last, total = first, total + size
-            rows = conn.execute(
-                select(*_COLUMNS).where(*in_partition, log_chunks.c.first_offset >= cursor,
-                                        log_chunks.c.first_offset <= last)
-                .order_by(log_chunks.c.first_offset)).all()
-        for row in rows:
-            yield _chunk(row)
-        if len(listed) < batch_size and last == listed[-1][0]:
-            return
-        cursor = last + 1
+    yield from _in_batches(db, in_partition, cursor, batch_size, batch_bytes)
 
 
 # --- Retention -------------------------------------------------------------------------------
