@@ -31,7 +31,7 @@ zlib level 6 compressing the same file alone, per CPU-second of this process):
 
 The machine is shared: the load average is printed at the start and the end. Usage:
 
-    .venv/bin/python bench/e2e.py [--lines 360000] [--interval 10]
+    .venv/bin/python bench/e2e.py [--lines 360000] [--interval 10] [--profile stacks]
 """
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -55,7 +57,7 @@ sys.path.insert(0, str(REPO / "bench"))
 
 from sqlalchemy import select  # noqa: E402
 from tests.helpers.s3server import S3TestServer  # noqa: E402
-from tests.helpers.server import LegacyClient, ServerProcess  # noqa: E402
+from tests.helpers.server import LegacyClient, ServerProcess, node_registered  # noqa: E402
 from tests.helpers.shipping import read_records  # noqa: E402
 
 from cls_shipper.store import open_database  # noqa: E402
@@ -245,6 +247,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=360_000)
     parser.add_argument("--interval", type=int, default=10, help="window, seconds")
+    parser.add_argument("--profile",
+                        help="py-spy's collapsed stacks of the worker and the API process, "
+                             "from the upload to the last window shipped, into "
+                             "PROFILE-worker.txt and PROFILE-api.txt")
     parser.add_argument("--idle", type=float, default=10.0,
                         help="seconds of the idle server measured after the shipping")
     args = parser.parse_args()
@@ -266,11 +272,13 @@ def main() -> None:
             "--object-store", s3.sink_url]).start()
         assert server.proc is not None
         root = server.proc.pid
-        deadline = time.monotonic() + 30
-        while not any(role(p, root) == "worker process" for p in tree(root)):
+        # The worker counts only once it has imported everything and registered (a spawned
+        # process's start-up is ~0.5 CPU-s that no upload causes).
+        deadline = time.monotonic() + 60
+        while not node_registered(server.db_url, root, workers=1):
             if time.monotonic() > deadline:
                 raise SystemExit("the worker process did not start")
-            time.sleep(0.1)
+            time.sleep(0.2)
         client = LegacyClient(server.base_url)
         logset = client.call("POST", "/logset", json={"logset_name": "e2e",
                                                       "period": 1})["logset_id"]
@@ -282,6 +290,15 @@ def main() -> None:
             "compress": {"format": "gzip"}, "content": {"format": "json"}})["shipper_id"]
 
         samplers = Samplers(root, s3).start()
+        profilers = []
+        if args.profile:
+            worker = next(p for p in tree(root) if role(p, root) == "worker process")
+            for pid, name in ((worker, "worker"), (root, "api")):
+                profilers.append(subprocess.Popen(
+                    [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid),
+                     "--format", "raw", "--rate", "200", "--nonblocking",
+                     "--output", f"{args.profile}-{name}.txt"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         before = cpu_by_pid(root)
         start = time.time()
         up_cpu, up_wall = upload_cpu(REPO / "src", server.base_url, topic, path, "auto")
@@ -289,6 +306,9 @@ def main() -> None:
         rows = wait_shipped(server.db_url, shipper, uploaded_ms, timeout=600)
         after = cpu_by_pid(root)
         elapsed = time.time() - start
+        for profiler in profilers:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes what it sampled and exits
+            profiler.wait(60)
         samplers.finish()
         idle0 = sum(cpu_by_pid(root).values())  # waiting (ticks, polls, empty windows)
         time.sleep(args.idle)
