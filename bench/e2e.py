@@ -3,7 +3,7 @@
 S3-compatible server (moto), read back and checked record by record.
 
 The input is `--lines` nginx access logs as an application writes them (the generator of
-bench/upload.py; 360,000 lines are ~162 MB), each with a unique `seq` field. The server
+bench/upload.py), each with a unique `seq` field: 360,000 lines are 141.5 MB. The server
 allows `--interval`-second windows (`--min-interval`), so windows close while the bench
 runs; a JSON + gzip shipper (legacy `POST /shipper`) exports the topic. The bench uploads
 the file with the CLI (its own process, CPU from wait4), waits in the ledger (the server's
