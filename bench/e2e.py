@@ -22,7 +22,8 @@ zlib level 6 compressing the same file alone, per CPU-second of this process):
     worker's polls, empty windows), measured after the last window shipped, is printed so
     that what waiting for windows costs can be told apart;
   - peak RSS and PSS of the server tree (the sum over its processes, /proc/<pid>/smaps_rollup
-    sampled every 200 ms during the run; target PSS <= 200 MB);
+    sampled every 200 ms during the run; target PSS <= 200 MB), and its USS (private pages
+    only: PSS less the shares of pages other processes map too);
   - freshness: for every object, the time it first appeared in the bucket listing (polled
     every ~200 ms; the time the listing answered) minus its window's end, median and max
     (target max <= 5 s), and per window where the time went: window end -> task cut
@@ -123,15 +124,17 @@ def cpu_by_pid(root: int) -> dict[int, float]:
     return cpu
 
 
-def memory_kib(pid: int) -> tuple[int, int]:
-    """(Rss, Pss) in KiB from smaps_rollup."""
-    rss = pss = 0
+def memory_kib(pid: int) -> tuple[int, int, int]:
+    """(Rss, Pss, Uss: private pages) in KiB from smaps_rollup."""
+    rss = pss = uss = 0
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
         if line.startswith("Rss:"):
             rss = int(line.split()[1])
         elif line.startswith("Pss:"):
             pss = int(line.split()[1])
-    return rss, pss
+        elif line.startswith(("Private_Clean:", "Private_Dirty:")):
+            uss += int(line.split()[1])
+    return rss, pss, uss
 
 
 # ---- samplers running during the bench -------------------------------------------------
@@ -144,6 +147,7 @@ class Samplers:
     first_seen: dict[str, float] = field(default_factory=dict)  # key -> epoch ms
     peak_rss_kib: int = 0
     peak_pss_kib: int = 0
+    peak_uss_kib: int = 0
     peak_pss_by_role: dict[str, int] = field(default_factory=dict)
     listings: int = 0
     threads: list[threading.Thread] = field(default_factory=list)
@@ -176,17 +180,18 @@ class Samplers:
 
     def _memory(self) -> None:
         while not self.stop.is_set():
-            rss = pss = 0
+            rss = pss = uss = 0
             for pid in tree(self.root):
                 try:
-                    one_rss, one_pss = memory_kib(pid)
+                    one_rss, one_pss, one_uss = memory_kib(pid)
                 except OSError:
                     continue
-                rss, pss = rss + one_rss, pss + one_pss
+                rss, pss, uss = rss + one_rss, pss + one_pss, uss + one_uss
                 name = role(pid, self.root)
                 self.peak_pss_by_role[name] = max(self.peak_pss_by_role.get(name, 0), one_pss)
             self.peak_rss_kib = max(self.peak_rss_kib, rss)
             self.peak_pss_kib = max(self.peak_pss_kib, pss)
+            self.peak_uss_kib = max(self.peak_uss_kib, uss)
             self.stop.wait(0.2)
 
 
@@ -341,8 +346,8 @@ def main() -> None:
         peaks = ", ".join(f"{name} {kib * 1024 / MB:.0f}"
                           for name, kib in samplers.peak_pss_by_role.items())
         print(f"server tree peak: RSS {samplers.peak_rss_kib * 1024 / MB:.1f} MB, PSS "
-              f"{pss_mb:.1f} MB (per process PSS peaks, MB: {peaks}); target PSS <= 200 MB: "
-              f"{ok[pss_mb <= 200]}")
+              f"{pss_mb:.1f} MB, USS {samplers.peak_uss_kib * 1024 / MB:.1f} MB (per process "
+              f"PSS peaks, MB: {peaks}); target PSS <= 200 MB: {ok[pss_mb <= 200]}")
         fresh = []
         print(f"freshness ({samplers.listings} listings; ms after the window's end):")
         print(f"  {'window end':<14}{'records':>9}{'objects':>8}{'cut':>7}{'claimed':>9}"
