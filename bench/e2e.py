@@ -124,6 +124,12 @@ def cpu_by_pid(root: int) -> dict[int, float]:
     return cpu
 
 
+def after_worker(before: dict[int, float], after: dict[int, float], root: int) -> float:
+    """CPU-seconds the worker processes used between the two snapshots."""
+    return sum(after[pid] - before.get(pid, 0.0) for pid in after
+               if role(pid, root) == "worker process")
+
+
 def memory_kib(pid: int) -> tuple[int, int, int]:
     """(Rss, Pss, Uss: private pages) in KiB from smaps_rollup."""
     rss = pss = uss = 0
@@ -227,25 +233,28 @@ def wait_shipped(db_url: str, shipper_id: str, through_ms: float,
 
 # ---- the run ---------------------------------------------------------------------------
 
-def verify(s3: S3TestServer, rows: list[Any], lines: int) -> tuple[int, float]:
+def verify(s3: S3TestServer, rows: list[Any], lines: int) -> tuple[int, float, list[str]]:
     """Every seq exactly once in the bucket, the bucket exactly the ledger's objects; the
-    number of objects and their compressed MB."""
+    number of objects, their compressed MB and the fields of a shipped record."""
     ledger_keys = {o["key"] for r in rows for o in r.objects}
     listed = set(s3.list_objects(BUCKET, PREFIX))
     assert listed == ledger_keys, f"bucket {sorted(listed ^ ledger_keys)[:5]} vs the ledger"
     seqs: Counter[int] = Counter()
     size = 0
+    fields: list[str] = []
     for key in sorted(listed):
         body = s3.get_object(BUCKET, key)
         size += len(body)
-        seqs.update(int(record["seq"]) for record in read_records(body, "json", "gzip"))
+        records = read_records(body, "json", "gzip")
+        fields = fields or list(records[0])
+        seqs.update(int(record["seq"]) for record in records)
     missing = [n for n in range(lines) if seqs[n] == 0]
     twice = [n for n, count in seqs.items() if count != 1]
     assert not missing and not twice and len(seqs) == lines, (
         f"{len(missing)} records missing (e.g. {missing[:5]}), {len(twice)} not once "
         f"(e.g. {twice[:5]}), {len(seqs)} distinct of {lines}")
     assert sum(r.records for r in rows) == lines
-    return len(listed), size / MB
+    return len(listed), size / MB, fields
 
 
 def main() -> None:
@@ -319,11 +328,13 @@ def main() -> None:
         time.sleep(args.idle)
         idle_rate = (sum(cpu_by_pid(root).values()) - idle0) / args.idle
         gzip6.append(gzip6_cpu(data))
-        objects, out_mb = verify(s3, rows, count)
+        objects, out_mb, fields = verify(s3, rows, count)
+        written = sum(r.bytes_in for r in rows) / MB
 
-        print(f"upload: {up_wall:.1f} s wall; shipped {objects} objects ({out_mb:.1f} MB gzip) "
-              f"in {sum(1 for r in rows if r.records)} windows of {args.interval} s; every "
-              f"one of the {count:,} records in the bucket exactly once")
+        print(f"upload: {up_wall:.1f} s wall; shipped {objects} objects ({out_mb:.1f} MB gzip "
+              f"of {written:.1f} MB of JSON lines as written, fields {', '.join(fields)}) "
+              f"in {sum(1 for r in rows if r.records)} windows of "
+              f"{args.interval} s; every one of the {count:,} records in the bucket exactly once")
         base = [mb / g for g in gzip6]
         print(f"baseline, gzip-6 alone on the same bytes: {gzip6[0]:.2f} / {gzip6[1]:.2f} "
               f"CPU-s = {base[0]:.1f} / {base[1]:.1f} MB/CPU-s (before / after)")
@@ -341,7 +352,9 @@ def main() -> None:
               f"JSON lines per CPU-s end to end ({mb / server_cpu / statistics.mean(base):.2f}x "
               f"gzip-6 alone); target >= 100: {ok[mb / server_cpu >= 100]}; idle tree "
               f"{idle_rate * 1000:.0f} ms/s, ~{idle:.2f} CPU-s of the run, "
-              f"{mb / max(server_cpu - idle, 0.01):.1f} MB/CPU-s without it")
+              f"{mb / max(server_cpu - idle, 0.01):.1f} MB/CPU-s without it; per MB as "
+              f"written: {written / server_cpu:.1f}, the worker "
+              f"{written / after_worker(before, after, root):.1f}")
         pss_mb = samplers.peak_pss_kib * 1024 / MB
         peaks = ", ".join(f"{name} {kib * 1024 / MB:.0f}"
                           for name, kib in samplers.peak_pss_by_role.items())
