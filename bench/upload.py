@@ -40,8 +40,9 @@ from ship_encode import build_chunks  # noqa: E402
 MB = 1_000_000
 
 
-def write_lines(path: Path, lines: int) -> int:
-    """`lines` nginx records as JSON objects, a few integer fields as a logger writes them."""
+def write_lines(path: Path, lines: int, seq: bool = False) -> int:
+    """`lines` nginx records as JSON objects, a few integer fields as a logger writes them;
+    with `seq`, each starts with a unique `"seq": n` (0, 1, ...) to find it again by."""
     written = 0
     with path.open("wb") as out:
         for chunk in build_chunks(lines * 540 / MB):
@@ -50,6 +51,8 @@ def write_lines(path: Path, lines: int) -> int:
                 record: dict[str, str | int] = {c.key: c.value for c in log.contents}
                 record["status"] = int(record["status"])
                 record["body_bytes_sent"] = int(record["body_bytes_sent"])
+                if seq:
+                    record = {"seq": written, **record}
                 out.write(orjson.dumps(record) + b"\n")
                 written += 1
                 if written == lines:
