@@ -32,7 +32,7 @@ from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import accumulate
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import orjson
 
@@ -42,11 +42,13 @@ from cls_shipper.formats.csvfmt import CsvEncoder
 from cls_shipper.formats.filters import RecordFilter
 from cls_shipper.formats.jsonlines import JsonLinesEncoder
 from cls_shipper.formats.memory import tune_allocator
-from cls_shipper.formats.parquetfmt import ParquetEncoder, ParquetFile, ParquetRows
 from cls_shipper.formats.records import Batch, StoredChunk, iter_batches
 from cls_shipper.ingest.native import wire as _wire  # None without a compiler
 from cls_shipper.model.objects import ObjectWriter, WrittenObject
 from cls_shipper.model.shipper import LEGACY_JSON, JsonInfo, ShipperConfig, check_combination
+
+if TYPE_CHECKING:
+    from cls_shipper.formats.parquetfmt import ParquetEncoder, ParquetFile, ParquetRows
 
 __all__ = ["Chunk", "PartResult", "RejectsResult", "WindowResult", "encode_window"]
 
@@ -285,6 +287,10 @@ def _format(config: ShipperConfig) -> _LineFormat | _ParquetFormat:
         return _LineFormat(CsvEncoder(content.csv), config.compress)
     if content.parquet is None:
         raise FormatError("parquet content has no ParquetKeyInfo")
+    # Imported here: pyarrow costs every server and worker process about 12 MiB of private
+    # memory, which only a Parquet shipper's window needs.
+    from cls_shipper.formats.parquetfmt import ParquetEncoder
+
     return _ParquetFormat(ParquetEncoder(content.parquet, config.compress))
 
 
