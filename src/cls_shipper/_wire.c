@@ -657,6 +657,7 @@ static PyObject *scan_log_group_list(PyObject *self, PyObject *arg)
 typedef struct {
     uint8_t *data;
     size_t len, cap;
+    int borrowed; /* `data` is another object's (a bytes object's): moved, never reallocated */
 } Buf;
 
 static int buf_reserve(Buf *b, size_t extra)
@@ -668,11 +669,19 @@ static int buf_reserve(Buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 4096;
     while (cap - b->len < extra)
         cap *= 2;
-    uint8_t *data = realloc(b->data, cap);
+    uint8_t *data;
+    if (b->borrowed) {
+        data = malloc(cap);
+        if (data != NULL && b->len)
+            memcpy(data, b->data, b->len);
+    } else {
+        data = realloc(b->data, cap);
+    }
     if (data == NULL)
         return WIRE_NOMEM;
     b->data = data;
     b->cap = cap;
+    b->borrowed = 0;
     return WIRE_OK;
 }
 
@@ -1334,7 +1343,8 @@ static int encode_list(Encoder *e, Span msg)
 
 static void encoder_free(Encoder *e)
 {
-    free(e->out.data);
+    if (!e->out.borrowed)
+        free(e->out.data);
     free(e->ends.items);
     free(e->group_ends.items);
     free(e->logs.items);
@@ -1386,7 +1396,7 @@ static PyObject *encode_json_lines(PyObject *self, PyObject *args)
     e.time_ms_high = cfg->time_ms_high;
     e.log_time_min = cfg->log_time_min;
     e.log_time_max = cfg->log_time_max;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *data = NULL;
     Py_ssize_t ip_len;
     const char *ip = PyUnicode_AsUTF8AndSize(client_ip, &ip_len);
     PyObject *fields = PySequence_Fast(meta_fields, "meta_fields must be a sequence");
@@ -1408,21 +1418,37 @@ static PyObject *encode_json_lines(PyObject *self, PyObject *args)
 
     Span chunk = {(const uint8_t *)view.buf, (size_t)view.len};
     e.in_end = chunk.p + chunk.n;
+    /* The lines go straight into the bytes object returned, sized for what a chunk usually
+     * becomes (JSON lines with the meta fields are ~1.1-1.5x the protobuf) and cut to length
+     * at the end; a chunk that needs more moves to a growing buffer, copied once at the end. */
+    if ((size_t)view.len > ((size_t)PY_SSIZE_T_MAX - 65536) / 2) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t estimate = 2 * (size_t)view.len + 65536;
+    data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)estimate);
+    if (data == NULL)
+        goto done;
+    e.out = (Buf){(uint8_t *)PyBytes_AS_STRING(data), 0, estimate, 1};
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = buf_reserve(&e.out, (size_t)view.len + (size_t)view.len / 2 + 4096);
-    if (rc == WIRE_OK)
-        rc = encode_list(&e, chunk);
+    rc = encode_list(&e, chunk);
     Py_END_ALLOW_THREADS
     switch (rc) {
     case WIRE_OK: {
-        PyObject *data = PyBytes_FromStringAndSize((const char *)e.out.data,
-                                                   (Py_ssize_t)e.out.len);
-        PyObject *ends = data ? size_list(&e.ends) : NULL;
+        if (e.out.borrowed) {
+            if (_PyBytes_Resize(&data, (Py_ssize_t)e.out.len) != 0)
+                break; /* data is NULL, the error set */
+        } else {
+            Py_SETREF(data, PyBytes_FromStringAndSize((const char *)e.out.data,
+                                                      (Py_ssize_t)e.out.len));
+            if (data == NULL)
+                break;
+        }
+        PyObject *ends = size_list(&e.ends);
         PyObject *groups = ends ? size_list(&e.group_ends) : NULL;
         if (groups != NULL)
             result = PyTuple_Pack(3, data, ends, groups);
-        Py_XDECREF(data);
         Py_XDECREF(ends);
         Py_XDECREF(groups);
         break;
@@ -1440,6 +1466,7 @@ static PyObject *encode_json_lines(PyObject *self, PyObject *args)
         PyErr_SetString(Unsupported, "the chunk is not a valid LogGroupList");
     }
 done:
+    Py_XDECREF(data);
     Py_XDECREF(fields);
     encoder_free(&e);
     PyBuffer_Release(&view);

@@ -589,6 +589,22 @@ def test_transcoder_shape_details() -> None:
     assert b'"__SOURCE__":"10.0.0.1"' in lines[4] and b"mine" not in lines[4]
 
 
+@pytest.mark.parametrize("logs", [1, 50, 400])
+def test_output_larger_than_the_first_guess(logs: int) -> None:
+    """The lines are written into a bytes object sized for the usual chunk; group fields
+    repeated in every line (large tags, a long file name) can make them many times the chunk,
+    and the output must move to a growing buffer intact."""
+    tags = b"".join(field(5, 2, field(1, 2, b"t%d" % i) + field(2, 2, b"v\"" * 700))
+                    for i in range(6))
+    raw = field(1, 2, b"".join(field(1, 2, field(1, 0, 1) + content(b"k", b"%d" % i))
+                               for i in range(logs)) + field(3, 2, b"/f" * 3000) + tags)
+    for info in (LEGACY_JSON, CONFIGS[5]):
+        out = c_lines(raw, "ip", info)
+        assert not isinstance(out, str)
+        assert len(out[0]) > 2 * len(raw) + 65536 or logs < 400
+        assert out == python_lines(raw, "ip", info)
+
+
 @pytest.mark.parametrize("size", [0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 100])
 def test_strings_at_every_length_and_position(size: int) -> None:
     """Values and keys of every length around the 8- and 16-byte steps, with the byte that
