@@ -1,9 +1,10 @@
 """Encoding one shipping window: stored chunks in, one or more compressed objects out.
 
 Records stream through in LogGroup-sized batches: decode, filter, encode, then feed the codec
-in pieces of at least 256 KiB (whole groups) and hand the compressed bytes to the part's writer in pieces of at most
-4 MiB. Nothing holds more than one LogGroup of records plus those buffers (and, for Parquet,
-one bounded row group), so memory stays flat however large the window is.
+in pieces of at least 256 KiB (whole groups) and hand the compressed bytes to the part's
+writer in pieces of at most 4 MiB. Nothing holds more than one LogGroup of records plus those
+buffers (and, for Parquet, one bounded row group), so memory stays flat however large the
+window is.
 
 A part (one object) is closed as soon as its raw bytes (the uncompressed encoding: JSON
 lines or CSV including the header; for Parquet see parquetfmt) reach the limit, so every

@@ -505,9 +505,9 @@ def shaped_log(rng: random.Random, shape: list[bytes], clean: bool) -> bytes:
     if kind == 0 and keys:  # one byte changed (same length)
         at = rng.randrange(len(keys))
         if keys[at]:
-            key = bytearray(keys[at])
-            key[rng.randrange(len(key))] ^= 1 << rng.randrange(7)
-            keys[at] = bytes(key)
+            changed = bytearray(keys[at])
+            changed[rng.randrange(len(changed))] ^= 1 << rng.randrange(7)
+            keys[at] = bytes(changed)
     elif kind == 1 and keys:  # a prefix or an extension of a key
         at = rng.randrange(len(keys))
         keys[at] = keys[at][:-1] if keys[at] and rng.random() < 0.5 else keys[at] + b"x"
