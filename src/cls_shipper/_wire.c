@@ -954,6 +954,7 @@ typedef struct {
     Vec shape_ends;  /* size_t per output pair: where its `,"key":` ends in shape_text */
     Buf shape_text;  /* the output keys as JSON, each with its comma (but the first) and colon */
     int shape_valid;
+    int shape_unique; /* no key twice (the timestamp's included): any order of them will do */
 } Encoder;
 
 /* Log.time in ms (timefmt.normalise_log_time_ms), as decimal digits. A time out of the
@@ -1083,8 +1084,12 @@ static int sort_record(Encoder *e, size_t content_count, const Pair *meta_pairs,
     /* put_blocks reads up to 15 bytes past the last key: defined bytes (room has the slack) */
     memset(e->shape_text.data + e->shape_text.len, 0, STRING_SLACK);
     e->shape_valid = 1;
+    e->shape_unique = n == content_count + (size_t)(e->timestamp != 0);
     return WIRE_OK;
 }
+
+/* Records of at most this many keys are matched to the shape in any order. */
+#define SHAPE_MAP_MAX 64
 
 static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_count,
                       const uint8_t *prefix, size_t prefix_len, size_t meta_bytes)
@@ -1119,6 +1124,31 @@ static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_
     }
     size_t content_count = order;
     same = same && content_count == shape_count;
+    /* The shape's keys in another wire order (a source that builds each record from a hash
+     * map): the sorted order is still the shape's when both hold each key once. `inv` maps
+     * the shape's wire index to this record's. */
+    uint32_t inv[SHAPE_MAP_MAX + 1];
+    int mapped = 0;
+    if (!same && e->shape_valid && e->shape_unique && content_count == shape_count &&
+        content_count <= SHAPE_MAP_MAX) {
+        uint8_t used[SHAPE_MAP_MAX] = {0};
+        const Pair *wire = e->pairs.items;
+        mapped = 1;
+        for (size_t i = 0; i < content_count && mapped; i++) {
+            Span k = {wire[i].key, wire[i].key_len};
+            size_t j = 0;
+            while (j < shape_count && (used[j] || !same_bytes(shape_keys[j], k, e->in_end)))
+                j++;
+            if (j == shape_count) {
+                mapped = 0; /* a key the shape has not, or has once and this record twice */
+            } else {
+                used[j] = 1;
+                inv[j] = (uint32_t)i;
+            }
+        }
+        inv[content_count] = (uint32_t)content_count; /* the timestamp */
+        same = mapped;
+    }
     char digits[24];
     size_t digits_len = 0;
     if (e->timestamp) {
@@ -1152,12 +1182,9 @@ static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_
         return WIRE_NOMEM;
     Buf *o = &e->out;
     const Pair *pairs = e->pairs.items;
-    if (!same) {
-        /* sorted just now: every key written from the sorted pairs */
-        if (meta_count && !merge)
-            put(o, prefix, prefix_len);
-        else
-            o->data[o->len++] = '{';
+    if (merge) {
+        /* meta fields sorted in with the contents: every key written from the sorted pairs */
+        o->data[o->len++] = '{';
         for (size_t i = 0; i < n; i++) {
             if (i)
                 o->data[o->len++] = ',';
@@ -1171,7 +1198,9 @@ static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_
                 put_string(o, pairs[i].val, pairs[i].val_len, e->in_end);
         }
     } else {
-        /* The shape's order: pairs[] is in wire order, the timestamp after the contents. */
+        /* The shape's keys, in its order; the values from pairs[], which is in wire order
+         * (the timestamp after the contents) for a record of the same shape, and sorted,
+         * like the shape, for the record just sorted. */
         if (meta_count)
             put_blocks(o, prefix, prefix_len);
         else
@@ -1183,7 +1212,7 @@ static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_
         for (size_t i = 0; i < e->shape_perm.len; i++) {
             put_blocks(o, text + at, ends[i] - at);
             at = ends[i];
-            const Pair *p = &pairs[perm[i]];
+            const Pair *p = !same ? &pairs[i] : mapped ? &pairs[inv[perm[i]]] : &pairs[perm[i]];
             if (p->fragment)
                 put(o, p->val, p->val_len);
             else

@@ -499,9 +499,10 @@ def test_transcoder_details() -> None:
 def shaped_log(rng: random.Random, shape: list[bytes], clean: bool) -> bytes:
     """A log with the keys of `shape` in its order (as one source's records are), or a
     variation the transcoder must notice: a key changed in one byte or its length, a key more
-    or fewer, two swapped, a repeated key, an entry without a key, or an unknown field."""
+    or fewer, two swapped or all shuffled, a repeated key (with one more, or instead of
+    another), an entry without a key, or an unknown field."""
     keys = list(shape)
-    kind = rng.randrange(12)
+    kind = rng.randrange(14)
     if kind == 0 and keys:  # one byte changed (same length)
         at = rng.randrange(len(keys))
         if keys[at]:
@@ -520,6 +521,12 @@ def shaped_log(rng: random.Random, shape: list[bytes], clean: bool) -> bytes:
         keys[i], keys[j] = keys[j], keys[i]
     elif kind == 5 and keys:
         keys.insert(rng.randrange(len(keys) + 1), rng.choice(keys))
+    elif kind == 9 and len(keys) > 1:  # as many keys, one of them twice, another missing
+        i, j = rng.sample(range(len(keys)), 2)
+        keys[i] = keys[j]
+        rng.shuffle(keys)
+    elif kind in (10, 11):  # the same keys in another order (a map's order, say)
+        rng.shuffle(keys)
     parts = [field(1, 0, rng.choice(TIMES) if rng.random() < 0.2 else
                    1_717_200_000_000 + rng.randrange(10**6))]
     for key in keys:
@@ -561,9 +568,9 @@ def shaped_chunk(rng: random.Random, clean: bool) -> bytes:
 
 
 def test_transcoder_reuses_key_order_only_for_the_same_keys() -> None:
-    """Records repeating the previous one's keys in the same wire order take its sorted
-    order; every variation (a changed byte, length, key, order, a repeated or missing key,
-    an entry upb drops) must be noticed and sorted again."""
+    """Records repeating the previous one's keys, in the same wire order or another, take its
+    sorted order; every other variation (a changed byte, length or key, a repeated or missing
+    key, an entry upb drops) must be noticed and sorted again."""
     rng = random.Random(11)
     raws = [shaped_chunk(rng, clean=i % 3 != 0) for i in range(1200)]
     assert check_transcoder(raws, rng, expect_c=True) > 900
