@@ -657,6 +657,7 @@ static PyObject *scan_log_group_list(PyObject *self, PyObject *arg)
 typedef struct {
     uint8_t *data;
     size_t len, cap;
+    int borrowed; /* `data` is another object's (a bytes object's): moved, never reallocated */
 } Buf;
 
 static int buf_reserve(Buf *b, size_t extra)
@@ -668,11 +669,19 @@ static int buf_reserve(Buf *b, size_t extra)
     size_t cap = b->cap ? b->cap : 4096;
     while (cap - b->len < extra)
         cap *= 2;
-    uint8_t *data = realloc(b->data, cap);
+    uint8_t *data;
+    if (b->borrowed) {
+        data = malloc(cap);
+        if (data != NULL && b->len)
+            memcpy(data, b->data, b->len);
+    } else {
+        data = realloc(b->data, cap);
+    }
     if (data == NULL)
         return WIRE_NOMEM;
     b->data = data;
     b->cap = cap;
+    b->borrowed = 0;
     return WIRE_OK;
 }
 
@@ -683,6 +692,20 @@ static inline void put(Buf *b, const void *s, size_t n)
 }
 
 #define PUT_LIT(b, lit) put((b), (lit), sizeof(lit) - 1)
+
+/* put() for the short pieces of every record (a key's `,"key":`, the meta prefix): 16 bytes at
+ * a time, from a source readable 16 bytes past the piece's end rounded up, into room the
+ * caller reserved 16 bytes beyond the piece (STRING_SLACK). */
+static inline void put_blocks(Buf *b, const uint8_t *s, size_t n)
+{
+    uint8_t *o = b->data + b->len;
+    for (size_t k = 0; k < n; k += 16) {
+        uint64_t w[2];
+        memcpy(w, s + k, 16);
+        memcpy(o + k, w, 16);
+    }
+    b->len += n;
+}
 
 /* A growable array of fixed-size items. */
 typedef struct {
@@ -729,67 +752,108 @@ static inline uint64_t has_byte(uint64_t w, uint8_t c)
     return has_byte_below(w ^ (ONES * c), 1);
 }
 
-/* Writes `s` as a JSON string. Invalid UTF-8 becomes U+FFFD as bytes.decode("utf-8",
- * "replace") does; non-ASCII is kept as is. The caller reserved 6 * n + 2 bytes. */
-static void put_string(Buf *b, const uint8_t *s, size_t n)
+/* The byte at s[0], which needs more than a copy: an escape, or a multi-byte sequence (kept
+ * when well-formed, else U+FFFD as bytes.decode("utf-8", "replace") writes). Returns the
+ * input bytes consumed. */
+static inline size_t put_special(uint8_t **op, const uint8_t *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
+    uint8_t *o = *op;
+    uint8_t c = s[0];
+    size_t len = 1;
+    if (c < 0x80) {
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\t': *o++ = 't'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\f': *o++ = 'f'; break;
+        case '\r': *o++ = 'r'; break;
+        default:
+            *o++ = 'u';
+            *o++ = '0';
+            *o++ = '0';
+            *o++ = (uint8_t)hex[c >> 4];
+            *o++ = (uint8_t)hex[c & 15];
+        }
+    } else if (utf8_seq(s, n, &len)) {
+        memcpy(o, s, len);
+        o += len;
+    } else {
+        *o++ = 0xEF; /* U+FFFD */
+        *o++ = 0xBF;
+        *o++ = 0xBD;
+    }
+    *op = o;
+    return len;
+}
+
+/* Room put_string may write beyond the string's own worst case (6 bytes an input byte, plus
+ * the quotes): it copies 16 bytes at a time and then steps back over what it did not mean. */
+#define STRING_SLACK 16
+#define STRING_ROOM(n) (6 * (size_t)(n) + 2 + STRING_SLACK)
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* Bit i set when p[i] needs more than a copy: a control character, '"', '\\' or a byte of a
+ * multi-byte sequence (the signed compare takes bytes >= 0x80 as negative, so below 0x20). */
+static inline unsigned special_mask(__m128i v)
+{
+    __m128i low = _mm_cmplt_epi8(v, _mm_set1_epi8(0x20));
+    __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"'));
+    __m128i slash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    return (unsigned)_mm_movemask_epi8(_mm_or_si128(low, _mm_or_si128(quote, slash)));
+}
+#endif
+
+/* Writes `s` as a JSON string, as orjson does: invalid UTF-8 becomes U+FFFD, non-ASCII is kept
+ * as is. The caller reserved STRING_ROOM(n) bytes. `readable` is where the memory `s` lies in
+ * ends (s + n at least): 16 bytes are read at a time while they lie before it, so that a short
+ * string inside a larger buffer (a value inside its chunk) is decided by one load. */
+static void put_string(Buf *b, const uint8_t *s, size_t n, const uint8_t *readable)
+{
     uint8_t *o = b->data + b->len;
     size_t i = 0;
     *o++ = '"';
-    while (i < n) {
-        while (i + 8 <= n) {
+#if defined(__SSE2__)
+    while (i < n && (size_t)(readable - (s + i)) >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(s + i));
+        unsigned mask = special_mask(v);
+        size_t left = n - i;
+        if (left < 16)
+            mask &= (1u << left) - 1;
+        _mm_storeu_si128((__m128i *)o, v); /* the bytes before the first special one count */
+        if (mask == 0) {
+            size_t step = left < 16 ? left : 16;
+            o += step;
+            i += step;
+            continue;
+        }
+        size_t k = (size_t)__builtin_ctz(mask);
+        o += k;
+        i += k;
+        i += put_special(&o, s + i, n - i);
+    }
+#endif
+    while (i < n) { /* the end of the buffer: a word, then a byte at a time */
+        if (i + 8 <= n) {
             uint64_t w;
             memcpy(&w, s + i, 8);
-            if ((w & HIGHS) | has_byte_below(w, 0x20) | has_byte(w, '"') | has_byte(w, '\\'))
-                break;
-            memcpy(o, &w, 8);
-            o += 8;
-            i += 8;
-        }
-        /* then byte by byte up to the next word boundary, or the end */
-        size_t stop = i + 8 < n ? i + 8 : n;
-        while (i < stop) {
-            uint8_t c = s[i];
-            switch (char_class[c]) {
-            case 0:
-                *o++ = c;
-                i++;
-                break;
-            case 1:
-                *o++ = '\\';
-                switch (c) {
-                case '"': *o++ = '"'; break;
-                case '\\': *o++ = '\\'; break;
-                case '\b': *o++ = 'b'; break;
-                case '\t': *o++ = 't'; break;
-                case '\n': *o++ = 'n'; break;
-                case '\f': *o++ = 'f'; break;
-                case '\r': *o++ = 'r'; break;
-                default:
-                    *o++ = 'u';
-                    *o++ = '0';
-                    *o++ = '0';
-                    *o++ = (uint8_t)hex[c >> 4];
-                    *o++ = (uint8_t)hex[c & 15];
-                }
-                i++;
-                break;
-            default: {
-                size_t len;
-                if (utf8_seq(s + i, n - i, &len)) {
-                    memcpy(o, s + i, len);
-                    o += len;
-                } else {
-                    *o++ = 0xEF; /* U+FFFD */
-                    *o++ = 0xBF;
-                    *o++ = 0xBD;
-                }
-                i += len;
-                stop = i + 8 < n ? i + 8 : n; /* a sequence may end past the old stop */
-            }
+            if (!((w & HIGHS) | has_byte_below(w, 0x20) | has_byte(w, '"') |
+                  has_byte(w, '\\'))) {
+                memcpy(o, &w, 8);
+                o += 8;
+                i += 8;
+                continue;
             }
         }
+        if (char_class[s[i]] == 0)
+            *o++ = s[i++];
+        else
+            i += put_special(&o, s + i, n - i);
     }
     *o++ = '"';
     b->len = (size_t)(o - b->data);
@@ -881,6 +945,16 @@ typedef struct {
     Vec tags;  /* Pair per LogTag */
     Vec pairs; /* Pair per key of the current record */
     Buf meta;  /* the current group's meta values as JSON */
+    const uint8_t *in_end; /* the end of the chunk: put_string may read up to it */
+    /* The last sorted record's shape, reused while records repeat its keys in the same wire
+     * order (as one source's records do): sorting depends on the keys and their order only,
+     * so the same keys give the same order, and keys already checked are UTF-8. */
+    Vec shape_keys;  /* Span per content pair, in wire order */
+    Vec shape_perm;  /* uint32_t per output pair: its wire index, shape_keys.len for the time */
+    Vec shape_ends;  /* size_t per output pair: where its `,"key":` ends in shape_text */
+    Buf shape_text;  /* the output keys as JSON, each with its comma (but the first) and colon */
+    int shape_valid;
+    int shape_unique; /* no key twice (the timestamp's included): any order of them will do */
 } Encoder;
 
 /* Log.time in ms (timefmt.normalise_log_time_ms), as decimal digits. A time out of the
@@ -901,20 +975,121 @@ static void format_time(const Encoder *e, int64_t t, char *digits, size_t *len)
         ms = t;
     else
         ms = t / 1000;
+    /* two digits a step: a time in ms has 13 */
+    static const char pairs[] = "00010203040506070809101112131415161718192021222324252627282930"
+                                "31323334353637383940414243444546474849505152535455565758596061"
+                                "62636465666768697071727374757677787980818283848586878889909192"
+                                "93949596979899";
     char tmp[24];
-    size_t n = 0;
+    size_t n = sizeof tmp;
     uint64_t u = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
-    do {
-        tmp[n++] = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
+    while (u >= 100) {
+        unsigned d = (unsigned)(u % 100);
+        u /= 100;
+        tmp[--n] = pairs[2 * d + 1];
+        tmp[--n] = pairs[2 * d];
+    }
+    if (u >= 10) {
+        tmp[--n] = pairs[2 * u + 1];
+        tmp[--n] = pairs[2 * u];
+    } else {
+        tmp[--n] = (char)('0' + u);
+    }
     size_t k = 0;
     if (ms < 0)
         digits[k++] = '-';
-    while (n)
-        digits[k++] = tmp[--n];
-    *len = k;
+    memcpy(digits + k, tmp + n, sizeof tmp - n);
+    *len = k + sizeof tmp - n;
 }
+
+/* a == b, for spans inside the chunk (which ends at `end`): a short key, the usual case, is
+ * compared by one 16-byte load of each where the chunk has them. */
+static inline int same_bytes(Span a, Span b, const uint8_t *end)
+{
+    if (a.n != b.n)
+        return 0;
+    if (a.n == 0) /* an entry without a key has no pointer into the chunk */
+        return 1;
+#if defined(__SSE2__)
+    if (a.n <= 16 && end - a.p >= 16 && end - b.p >= 16) {
+        __m128i eq = _mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)a.p),
+                                    _mm_loadu_si128((const __m128i *)b.p));
+        unsigned differ = ~(unsigned)_mm_movemask_epi8(eq) & ((1u << a.n) - 1);
+        return differ == 0;
+    }
+#endif
+    return memcmp(a.p, b.p, a.n) == 0;
+}
+
+/* Sorts this record's pairs (wire order in, the timestamp last) and, unless meta fields merge
+ * in, keeps the result as the shape later records may reuse. Returns the sorted count in *n
+ * and whether meta fields are merged in. */
+static int sort_record(Encoder *e, size_t content_count, const Pair *meta_pairs,
+                       size_t meta_count, size_t *count, int *merged)
+{
+    Pair *pairs = e->pairs.items;
+    for (size_t i = 0; i < content_count; i++)
+        if (!utf8_valid(pairs[i].key, pairs[i].key_len))
+            return WIRE_BAD_KEY;
+    size_t n = sort_unique(pairs, e->pairs.len);
+    e->pairs.len = n;
+    /* A content key named like an enabled meta field (or an empty record): meta wins and
+     * everything is sorted together; otherwise the meta prefix goes in front. */
+    int merge = 0;
+    if (meta_count) {
+        merge = n == 0;
+        for (size_t i = 0; i < n && !merge; i++)
+            for (size_t m = 0; m < meta_count; m++)
+                if (same_key(&pairs[i], (const char *)meta_pairs[m].key, meta_pairs[m].key_len))
+                    merge = 1;
+    }
+    *merged = merge;
+    e->shape_valid = 0;
+    if (merge) {
+        for (size_t m = 0; m < meta_count; m++) {
+            Pair *p = vec_push(&e->pairs);
+            if (p == NULL)
+                return WIRE_NOMEM;
+            *p = meta_pairs[m];
+        }
+        pairs = e->pairs.items;
+        n = sort_unique(pairs, e->pairs.len);
+        e->pairs.len = n;
+        *count = n;
+        return WIRE_OK;
+    }
+    *count = n;
+    /* The shape: keys in wire order (still in e->shape_keys, filled by the caller), the
+     * permutation, and the keys' JSON. */
+    e->shape_perm.len = e->shape_ends.len = e->shape_text.len = 0;
+    size_t room = 0;
+    for (size_t i = 0; i < n; i++)
+        room += STRING_ROOM(pairs[i].key_len) + 2;
+    if (buf_reserve(&e->shape_text, room + STRING_SLACK) != WIRE_OK)
+        return WIRE_NOMEM;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t *perm = vec_push(&e->shape_perm);
+        size_t *end = vec_push(&e->shape_ends);
+        if (perm == NULL || end == NULL)
+            return WIRE_NOMEM;
+        *perm = pairs[i].order == ORDER_TIMESTAMP ? (uint32_t)content_count : pairs[i].order;
+        if (i)
+            e->shape_text.data[e->shape_text.len++] = ',';
+        put_string(&e->shape_text, pairs[i].key, pairs[i].key_len,
+                   pairs[i].order == ORDER_TIMESTAMP ? pairs[i].key + pairs[i].key_len
+                                                      : e->in_end);
+        e->shape_text.data[e->shape_text.len++] = ':';
+        *end = e->shape_text.len;
+    }
+    /* put_blocks reads up to 15 bytes past the last key: defined bytes (room has the slack) */
+    memset(e->shape_text.data + e->shape_text.len, 0, STRING_SLACK);
+    e->shape_valid = 1;
+    e->shape_unique = n == content_count + (size_t)(e->timestamp != 0);
+    return WIRE_OK;
+}
+
+/* Records of at most this many keys are matched to the shape in any order. */
+#define SHAPE_MAP_MAX 64
 
 static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_count,
                       const uint8_t *prefix, size_t prefix_len, size_t meta_bytes)
@@ -926,6 +1101,10 @@ static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_
     Field f = {0};
     Span key, value;
     uint32_t unknown;
+    /* Whether the keys so far are the shape's, in its order. */
+    int same = e->shape_valid;
+    const Span *shape_keys = e->shape_keys.items;
+    size_t shape_count = e->shape_keys.len;
     while (r.p < r.end) {
         TRY(next_field(&r, &f));
         if (f.tag == LOG_TIME) {
@@ -934,13 +1113,41 @@ static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_
             TRY(read_entry(f.bytes, 0, &key, &value, &unknown));
             if (unknown)
                 continue;
-            if (!utf8_valid(key.p, key.n))
-                return WIRE_BAD_KEY;
+            if (same && (order >= shape_count ||
+                         !same_bytes(shape_keys[order], key, e->in_end)))
+                same = 0;
             Pair *p = vec_push(&e->pairs);
             if (p == NULL)
                 return WIRE_NOMEM;
             *p = (Pair){key.p, key.n, value.p, value.n, order++, 0};
         }
+    }
+    size_t content_count = order;
+    same = same && content_count == shape_count;
+    /* The shape's keys in another wire order (a source that builds each record from a hash
+     * map): the sorted order is still the shape's when both hold each key once. `inv` maps
+     * the shape's wire index to this record's. */
+    uint32_t inv[SHAPE_MAP_MAX + 1];
+    int mapped = 0;
+    if (!same && e->shape_valid && e->shape_unique && content_count == shape_count &&
+        content_count <= SHAPE_MAP_MAX) {
+        uint8_t used[SHAPE_MAP_MAX] = {0};
+        const Pair *wire = e->pairs.items;
+        mapped = 1;
+        for (size_t i = 0; i < content_count && mapped; i++) {
+            Span k = {wire[i].key, wire[i].key_len};
+            size_t j = 0;
+            while (j < shape_count && (used[j] || !same_bytes(shape_keys[j], k, e->in_end)))
+                j++;
+            if (j == shape_count) {
+                mapped = 0; /* a key the shape has not, or has once and this record twice */
+            } else {
+                used[j] = 1;
+                inv[j] = (uint32_t)i;
+            }
+        }
+        inv[content_count] = (uint32_t)content_count; /* the timestamp */
+        same = mapped;
     }
     char digits[24];
     size_t digits_len = 0;
@@ -954,51 +1161,66 @@ static int encode_log(Encoder *e, Span msg, const Pair *meta_pairs, size_t meta_
         *p = (Pair){(const uint8_t *)"__TIMESTAMP__", 13, (const uint8_t *)digits, digits_len,
                     ORDER_TIMESTAMP, 1};
     }
-    Pair *pairs = e->pairs.items;
-    size_t n = sort_unique(pairs, e->pairs.len);
-    e->pairs.len = n;
-    /* A content key named like an enabled meta field (or an empty record): meta wins and
-     * everything is sorted together; otherwise the meta prefix goes in front. */
+    size_t n = e->pairs.len;
     int merge = 0;
-    if (meta_count) {
-        merge = n == 0;
-        for (size_t i = 0; i < n && !merge; i++)
-            for (size_t m = 0; m < meta_count; m++)
-                if (same_key(&pairs[i], (const char *)meta_pairs[m].key, meta_pairs[m].key_len))
-                    merge = 1;
-    }
-    if (merge) {
-        for (size_t m = 0; m < meta_count; m++) {
-            Pair *p = vec_push(&e->pairs);
-            if (p == NULL)
+    if (!same) {
+        /* Remember this record's keys in wire order before sorting moves them. */
+        e->shape_keys.len = 0;
+        const Pair *wire = e->pairs.items;
+        for (size_t i = 0; i < content_count; i++) {
+            Span *k = vec_push(&e->shape_keys);
+            if (k == NULL)
                 return WIRE_NOMEM;
-            *p = meta_pairs[m];
+            *k = (Span){wire[i].key, wire[i].key_len};
         }
-        pairs = e->pairs.items;
-        n = sort_unique(pairs, e->pairs.len);
-        e->pairs.len = n;
+        TRY(sort_record(e, content_count, meta_pairs, meta_count, &n, &merge));
     }
     /* Room for the worst case: every byte escaped as \u00XX. Keys and values are wire bytes
      * of this log, the rest is the group's meta. */
-    size_t need = 6 * msg.n + 16 * n + prefix_len + meta_bytes + 128;
+    size_t need = 6 * msg.n + 16 * n + prefix_len + meta_bytes + 128 + STRING_SLACK;
     if (buf_reserve(&e->out, need) != WIRE_OK)
         return WIRE_NOMEM;
     Buf *o = &e->out;
-    if (meta_count && !merge)
-        put(o, prefix, prefix_len);
-    else
-        PUT_LIT(o, "{");
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            PUT_LIT(o, ",");
-        put_string(o, pairs[i].key, pairs[i].key_len);
-        PUT_LIT(o, ":");
-        if (pairs[i].fragment)
-            put(o, pairs[i].val, pairs[i].val_len);
+    const Pair *pairs = e->pairs.items;
+    if (merge) {
+        /* meta fields sorted in with the contents: every key written from the sorted pairs */
+        o->data[o->len++] = '{';
+        for (size_t i = 0; i < n; i++) {
+            if (i)
+                o->data[o->len++] = ',';
+            /* the timestamp's and meta fields' keys are constants, not in the chunk */
+            put_string(o, pairs[i].key, pairs[i].key_len,
+                       pairs[i].fragment ? pairs[i].key + pairs[i].key_len : e->in_end);
+            o->data[o->len++] = ':';
+            if (pairs[i].fragment)
+                put(o, pairs[i].val, pairs[i].val_len);
+            else
+                put_string(o, pairs[i].val, pairs[i].val_len, e->in_end);
+        }
+    } else {
+        /* The shape's keys, in its order; the values from pairs[], which is in wire order
+         * (the timestamp after the contents) for a record of the same shape, and sorted,
+         * like the shape, for the record just sorted. */
+        if (meta_count)
+            put_blocks(o, prefix, prefix_len);
         else
-            put_string(o, pairs[i].val, pairs[i].val_len);
+            o->data[o->len++] = '{';
+        const uint32_t *perm = e->shape_perm.items;
+        const size_t *ends = e->shape_ends.items;
+        const uint8_t *text = e->shape_text.data;
+        size_t at = 0;
+        for (size_t i = 0; i < e->shape_perm.len; i++) {
+            put_blocks(o, text + at, ends[i] - at);
+            at = ends[i];
+            const Pair *p = !same ? &pairs[i] : mapped ? &pairs[inv[perm[i]]] : &pairs[perm[i]];
+            if (p->fragment)
+                put(o, p->val, p->val_len);
+            else
+                put_string(o, p->val, p->val_len, e->in_end);
+        }
     }
-    PUT_LIT(o, "}\n");
+    o->data[o->len++] = '}';
+    o->data[o->len++] = '\n';
     size_t *end = vec_push(&e->ends);
     if (end == NULL)
         return WIRE_NOMEM;
@@ -1013,16 +1235,16 @@ static int put_tags(Encoder *e)
     size_t n = sort_unique(tags, e->tags.len);
     size_t need = 2;
     for (size_t i = 0; i < n; i++)
-        need += 6 * (tags[i].key_len + tags[i].val_len) + 8;
+        need += STRING_ROOM(tags[i].key_len) + STRING_ROOM(tags[i].val_len) + 2;
     if (buf_reserve(&e->meta, need) != WIRE_OK)
         return WIRE_NOMEM;
     PUT_LIT(&e->meta, "{");
     for (size_t i = 0; i < n; i++) {
         if (i)
             PUT_LIT(&e->meta, ",");
-        put_string(&e->meta, tags[i].key, tags[i].key_len);
+        put_string(&e->meta, tags[i].key, tags[i].key_len, e->in_end);
         PUT_LIT(&e->meta, ":");
-        put_string(&e->meta, tags[i].val, tags[i].val_len);
+        put_string(&e->meta, tags[i].val, tags[i].val_len, e->in_end);
     }
     PUT_LIT(&e->meta, "}");
     return WIRE_OK;
@@ -1093,9 +1315,10 @@ static int encode_group(Encoder *e, Span msg)
             s.p = e->client_ip;
             s.n = e->client_ip_len;
         }
-        if (buf_reserve(&e->meta, 6 * s.n + 2) != WIRE_OK)
+        if (buf_reserve(&e->meta, STRING_ROOM(s.n)) != WIRE_OK)
             return WIRE_NOMEM;
-        put_string(&e->meta, s.p, s.n);
+        /* the client's address is not in the chunk: read no further than its end */
+        put_string(&e->meta, s.p, s.n, s.p == e->client_ip ? s.p + s.n : e->in_end);
     }
     starts[META_COUNT] = e->meta.len;
     /* ...and the prefix spliced in front of records: `{"__FILENAME__":"…",…,` */
@@ -1108,7 +1331,7 @@ static int encode_group(Encoder *e, Span msg)
                        starts[m + 1] - starts[m], ORDER_META, 1};
     }
     size_t prefix_at = e->meta.len;
-    if (buf_reserve(&e->meta, meta_bytes + 20 * META_COUNT + 2) != WIRE_OK)
+    if (buf_reserve(&e->meta, meta_bytes + 20 * META_COUNT + 2 + STRING_SLACK) != WIRE_OK)
         return WIRE_NOMEM;
     PUT_LIT(&e->meta, "{");
     for (size_t m = 0, k = 0; m < META_COUNT; m++) {
@@ -1123,6 +1346,7 @@ static int encode_group(Encoder *e, Span msg)
     }
     const uint8_t *prefix = e->meta.data + prefix_at;
     size_t prefix_len = e->meta.len - prefix_at;
+    memset(e->meta.data + e->meta.len, 0, STRING_SLACK); /* put_blocks reads past the prefix */
 
     const Span *logs = e->logs.items;
     for (size_t i = 0; i < e->logs.len; i++)
@@ -1148,13 +1372,18 @@ static int encode_list(Encoder *e, Span msg)
 
 static void encoder_free(Encoder *e)
 {
-    free(e->out.data);
+    if (!e->out.borrowed)
+        free(e->out.data);
     free(e->ends.items);
     free(e->group_ends.items);
     free(e->logs.items);
     free(e->tags.items);
     free(e->pairs.items);
     free(e->meta.data);
+    free(e->shape_keys.items);
+    free(e->shape_perm.items);
+    free(e->shape_ends.items);
+    free(e->shape_text.data);
 }
 
 static PyObject *size_list(const Vec *v)
@@ -1188,13 +1417,15 @@ static PyObject *encode_json_lines(PyObject *self, PyObject *args)
     Encoder e;
     memset(&e, 0, sizeof e);
     e.ends.size = e.group_ends.size = sizeof(size_t);
-    e.logs.size = sizeof(Span);
+    e.logs.size = e.shape_keys.size = sizeof(Span);
     e.tags.size = e.pairs.size = sizeof(Pair);
+    e.shape_perm.size = sizeof(uint32_t);
+    e.shape_ends.size = sizeof(size_t);
     e.time_ms_low = cfg->time_ms_low;
     e.time_ms_high = cfg->time_ms_high;
     e.log_time_min = cfg->log_time_min;
     e.log_time_max = cfg->log_time_max;
-    PyObject *result = NULL;
+    PyObject *result = NULL, *data = NULL;
     Py_ssize_t ip_len;
     const char *ip = PyUnicode_AsUTF8AndSize(client_ip, &ip_len);
     PyObject *fields = PySequence_Fast(meta_fields, "meta_fields must be a sequence");
@@ -1215,21 +1446,38 @@ static PyObject *encode_json_lines(PyObject *self, PyObject *args)
     e.meta_enabled[META_TAG] = enable_tag;
 
     Span chunk = {(const uint8_t *)view.buf, (size_t)view.len};
+    e.in_end = chunk.p + chunk.n;
+    /* The lines go straight into the bytes object returned, sized for what a chunk usually
+     * becomes (JSON lines with the meta fields are ~1.1-1.5x the protobuf) and cut to length
+     * at the end; a chunk that needs more moves to a growing buffer, copied once at the end. */
+    if ((size_t)view.len > ((size_t)PY_SSIZE_T_MAX - 65536) / 2) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t estimate = 2 * (size_t)view.len + 65536;
+    data = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)estimate);
+    if (data == NULL)
+        goto done;
+    e.out = (Buf){(uint8_t *)PyBytes_AS_STRING(data), 0, estimate, 1};
     int rc;
     Py_BEGIN_ALLOW_THREADS
-    rc = buf_reserve(&e.out, (size_t)view.len + (size_t)view.len / 2 + 4096);
-    if (rc == WIRE_OK)
-        rc = encode_list(&e, chunk);
+    rc = encode_list(&e, chunk);
     Py_END_ALLOW_THREADS
     switch (rc) {
     case WIRE_OK: {
-        PyObject *data = PyBytes_FromStringAndSize((const char *)e.out.data,
-                                                   (Py_ssize_t)e.out.len);
-        PyObject *ends = data ? size_list(&e.ends) : NULL;
+        if (e.out.borrowed) {
+            if (_PyBytes_Resize(&data, (Py_ssize_t)e.out.len) != 0)
+                break; /* data is NULL, the error set */
+        } else {
+            Py_SETREF(data, PyBytes_FromStringAndSize((const char *)e.out.data,
+                                                      (Py_ssize_t)e.out.len));
+            if (data == NULL)
+                break;
+        }
+        PyObject *ends = size_list(&e.ends);
         PyObject *groups = ends ? size_list(&e.group_ends) : NULL;
         if (groups != NULL)
             result = PyTuple_Pack(3, data, ends, groups);
-        Py_XDECREF(data);
         Py_XDECREF(ends);
         Py_XDECREF(groups);
         break;
@@ -1247,6 +1495,7 @@ static PyObject *encode_json_lines(PyObject *self, PyObject *args)
         PyErr_SetString(Unsupported, "the chunk is not a valid LogGroupList");
     }
 done:
+    Py_XDECREF(data);
     Py_XDECREF(fields);
     encoder_free(&e);
     PyBuffer_Release(&view);

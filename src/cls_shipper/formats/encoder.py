@@ -1,9 +1,10 @@
 """Encoding one shipping window: stored chunks in, one or more compressed objects out.
 
 Records stream through in LogGroup-sized batches: decode, filter, encode, then feed the codec
-in ~1 MiB pieces and hand the compressed bytes to the part's writer in pieces of at most
-4 MiB. Nothing holds more than one LogGroup of records plus those buffers (and, for Parquet,
-one bounded row group), so memory stays flat however large the window is.
+in pieces of at least 256 KiB (whole groups) and hand the compressed bytes to the part's
+writer in pieces of at most 4 MiB. Nothing holds more than one LogGroup of records plus those
+buffers (and, for Parquet, one bounded row group), so memory stays flat however large the
+window is.
 
 A part (one object) is closed as soon as its raw bytes (the uncompressed encoding: JSON
 lines or CSV including the header; for Parquet see parquetfmt) reach the limit, so every
@@ -53,7 +54,10 @@ if TYPE_CHECKING:
 __all__ = ["Chunk", "PartResult", "RejectsResult", "WindowResult", "encode_window"]
 
 MIB = 1024 * 1024
-RAW_FEED_BYTES = 1 * MIB  # raw bytes gathered before each call into the codec
+# Raw bytes gathered before each call into the codec. A group at least this large (an
+# upload's worth of records, as the C transcoder hands it over) is fed as it is, without
+# being copied into a larger piece; smaller ones are joined until they reach it.
+RAW_FEED_BYTES = 256 * 1024
 WRITE_BYTES = 1 * MIB  # compressed bytes gathered before a write to the part writer
 MAX_WRITE_BYTES = 4 * MIB  # no single write to a part writer is larger
 

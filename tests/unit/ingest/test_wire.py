@@ -496,6 +496,144 @@ def test_transcoder_details() -> None:
     assert out == python_lines(raw, "1.2.3.4", LEGACY_JSON)
 
 
+def shaped_log(rng: random.Random, shape: list[bytes], clean: bool) -> bytes:
+    """A log with the keys of `shape` in its order (as one source's records are), or a
+    variation the transcoder must notice: a key changed in one byte or its length, a key more
+    or fewer, two swapped or all shuffled, a repeated key (with one more, or instead of
+    another), an entry without a key, or an unknown field."""
+    keys = list(shape)
+    kind = rng.randrange(14)
+    if kind == 0 and keys:  # one byte changed (same length)
+        at = rng.randrange(len(keys))
+        if keys[at]:
+            changed = bytearray(keys[at])
+            changed[rng.randrange(len(changed))] ^= 1 << rng.randrange(7)
+            keys[at] = bytes(changed)
+    elif kind == 1 and keys:  # a prefix or an extension of a key
+        at = rng.randrange(len(keys))
+        keys[at] = keys[at][:-1] if keys[at] and rng.random() < 0.5 else keys[at] + b"x"
+    elif kind == 2 and keys:
+        del keys[rng.randrange(len(keys))]
+    elif kind == 3:
+        keys.append(pick(rng, keys_pool(rng, clean)))
+    elif kind == 4 and len(keys) > 1:
+        i, j = rng.sample(range(len(keys)), 2)
+        keys[i], keys[j] = keys[j], keys[i]
+    elif kind == 5 and keys:
+        keys.insert(rng.randrange(len(keys) + 1), rng.choice(keys))
+    elif kind == 9 and len(keys) > 1:  # as many keys, one of them twice, another missing
+        i, j = rng.sample(range(len(keys)), 2)
+        keys[i] = keys[j]
+        rng.shuffle(keys)
+    elif kind in (10, 11):  # the same keys in another order (a map's order, say)
+        rng.shuffle(keys)
+    parts = [field(1, 0, rng.choice(TIMES) if rng.random() < 0.2 else
+                   1_717_200_000_000 + rng.randrange(10**6))]
+    for key in keys:
+        value = pick(rng, values_pool(clean))
+        if kind == 6 and rng.random() < 0.2:  # an entry without its key
+            parts.append(field(2, 2, field(2, 2, value)))
+        elif kind == 7 and rng.random() < 0.2:  # an entry upb drops from the map
+            parts.append(field(2, 2, field(1, 2, key) + field(2, 2, value) + unknown(rng, 3)))
+        else:
+            parts.append(field(2, 2, field(1, 2, key) + field(2, 2, value), rng))
+    if kind == 8:
+        parts.insert(rng.randrange(len(parts) + 1), unknown(rng, rng.choice([4, 9])))
+    return b"".join(parts)
+
+
+def shaped_chunk(rng: random.Random, clean: bool) -> bytes:
+    """Groups whose logs mostly repeat one shape, the shape sometimes changing mid-group."""
+    out = b""
+    for _ in range(rng.choice([1, 1, 2, 3])):
+        pool = keys_pool(rng, clean)
+        shape = rng.sample(pool, min(len(pool), rng.randint(0, 10)))
+        logs = []
+        for _ in range(rng.randint(1, 40)):
+            if rng.random() < 0.05:  # a new shape from here on
+                shape = rng.sample(pool, min(len(pool), rng.randint(0, 10)))
+            if rng.random() < 0.4:
+                logs.append(field(1, 2, shaped_log(rng, shape, clean)))
+                continue
+            exact = [field(1, 0, 1_717_200_000_000 + rng.randrange(10**6))]
+            exact += [field(2, 2, field(1, 2, key) + field(2, 2, pick(rng, values_pool(clean))))
+                      for key in shape]
+            logs.append(field(1, 2, b"".join(exact)))
+        extra = [field(number, 2, pick(rng, values_pool(clean)))
+                 for number in (3, 4, 6) if rng.random() < 0.5]
+        extra += [field(5, 2, field(1, 2, pick(rng, CLEAN_VALUES)) + field(2, 2, pick(
+            rng, values_pool(clean)))) for _ in range(rng.choice([0, 1, 2]))]
+        out += field(1, 2, b"".join(logs + extra))
+    return out
+
+
+def test_transcoder_reuses_key_order_only_for_the_same_keys() -> None:
+    """Records repeating the previous one's keys, in the same wire order or another, take its
+    sorted order; every other variation (a changed byte, length or key, a repeated or missing
+    key, an entry upb drops) must be noticed and sorted again."""
+    rng = random.Random(11)
+    raws = [shaped_chunk(rng, clean=i % 3 != 0) for i in range(1200)]
+    assert check_transcoder(raws, rng, expect_c=True) > 900
+    raws = [mutate(rng, shaped_chunk(rng, clean=True)) for _ in range(1500)]
+    assert check_transcoder(raws, rng, expect_c=False) > 80
+
+
+def test_transcoder_shape_details() -> None:
+    """One shape, then the same keys in another order, then a content key named like a meta
+    field (merged and sorted with the meta fields), then the first shape again."""
+    a = content(b"b", b"1") + content(b"a", b"2") + content(b"c", b'x"\\y\xc3\xa9')
+    swapped = content(b"a", b"3") + content(b"b", b"4") + content(b"c", b"")
+    clash = content(b"b", b"5") + content(b"__SOURCE__", b"mine") + content(b"a", b"6")
+    raw = body_of([[a, a, swapped, swapped, clash, clash, a, b"", b""]], hostname=b"h")
+    for info in CONFIGS:
+        out = c_lines(raw, "10.0.0.1", info)
+        assert out == python_lines(raw, "10.0.0.1", info), info
+    out = c_lines(raw, "10.0.0.1", LEGACY_JSON)
+    assert not isinstance(out, str)
+    lines = out[0].splitlines()
+    assert lines[0] == lines[6]
+    assert lines[0].endswith(b'"__TIMESTAMP__":1000,"a":"2","b":"1","c":"x\\"\\\\y\xc3\xa9"}')
+    assert b'"__SOURCE__":"10.0.0.1"' in lines[4] and b"mine" not in lines[4]
+
+
+@pytest.mark.parametrize("logs", [1, 50, 400])
+def test_output_larger_than_the_first_guess(logs: int) -> None:
+    """The lines are written into a bytes object sized for the usual chunk; group fields
+    repeated in every line (large tags, a long file name) can make them many times the chunk,
+    and the output must move to a growing buffer intact."""
+    tags = b"".join(field(5, 2, field(1, 2, b"t%d" % i) + field(2, 2, b"v\"" * 700))
+                    for i in range(6))
+    raw = field(1, 2, b"".join(field(1, 2, field(1, 0, 1) + content(b"k", b"%d" % i))
+                               for i in range(logs)) + field(3, 2, b"/f" * 3000) + tags)
+    for info in (LEGACY_JSON, CONFIGS[5]):
+        out = c_lines(raw, "ip", info)
+        assert not isinstance(out, str)
+        assert len(out[0]) > 2 * len(raw) + 65536 or logs < 400
+        assert out == python_lines(raw, "ip", info)
+
+
+@pytest.mark.parametrize("size", [0, 1, 7, 8, 15, 16, 17, 31, 32, 33, 100])
+def test_strings_at_every_length_and_position(size: int) -> None:
+    """Values and keys of every length around the 8- and 16-byte steps, with the byte that
+    needs escaping (or a multi-byte sequence, valid or not) at each position, at the end of
+    the chunk (where fewer than 16 bytes are left to read) and inside it."""
+    rng = random.Random(size)
+    info = JsonInfo(enable_tag=True, meta_fields=["__TIMESTAMP__"], json_type=0)
+    specials = [b'"', b"\\", b"\n", b"\x00", b"\x1f", b"\x7f", b"\xc3\xa9", b"\xc3", b"\xff",
+                b"\xe6\x97\xa5", b"\xf0\x9f\x98\x80", b"\xed\xa0\x80"]
+    for at in range(size + 1):
+        for special in specials:
+            value = (bytes(rng.choice(b"abcXYZ019 /-") for _ in range(size)))[:at] + special
+            value += bytes(rng.choice(b"abcXYZ019") for _ in range(size - at))
+            key = value[:size] if is_utf8(value[:size]) else b"k"
+            for raw in (body_of([[content(b"k", value)]]),  # the value ends the chunk
+                        body_of([[content(key, value), content(b"z", b"1")]]),
+                        body_of([[content(b"k", value)]]) + field(1, 2, field(5, 2, field(
+                            1, 2, key) + field(2, 2, value)) + field(1, 2, content(b"t", b"")))):
+                out = c_lines(raw, "", info)
+                assert out == python_lines(raw, "", info), (value, raw)
+
+
 @pytest.mark.parametrize("make", [
     lambda rng: bytes(rng.randrange(256) for _ in range(rng.randint(0, 30))),
     lambda rng: rng.choice(VALUES) + bytes(rng.randrange(256) for _ in range(rng.randint(0, 9))),
