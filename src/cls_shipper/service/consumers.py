@@ -7,9 +7,10 @@ heartbeats come less than the group's `Timeout` seconds apart; each heartbeat (i
 transaction, the group's row locked on PostgreSQL, the database's write lock on SQLite)
 drops the consumers that went silent and shares the partitions among the live ones: each
 keeps what it holds up to its fair share (the partitions divided by the consumers, some one
-more), and what is left goes to those with the fewest. A consumer learns its partitions from
-its next heartbeat's answer, so a partition moved to another consumer may be read by both
-for up to one heartbeat interval: delivery is at least once.
+more), and what is left goes to those with the fewest. A partition moving between live
+consumers changes hands only once its holder's heartbeat stops listing it (the holder has
+shut its reader down and committed), so two live consumers never read it at once; a
+consumer past the timeout holds nothing. Delivery is at least once.
 
 A committed offset is the partition's next record the group has not processed (what the
 SDK commits); `DescribeConsumerOffsets` answers it, or, for a partition the group never
