@@ -287,6 +287,12 @@ out["beat"] = api.heart_beat(ls, "g", "c1", []).get_partitions()
 attempt("commit", lambda: api.update_offsets(ls, "g", "c1", [
     {"TopicID": topic, "PartitionOffsets": [{"PartitionId": 2, "Offset": 1}]}]))
 out["offsets"] = api.get_offsets(ls, "g", topic, -1, "end").get_consumer_group_offsets()
+# A second consumer gets its share only once c1's heartbeat no longer lists it.
+def beat(name, held):
+    return api.heart_beat(ls, "g", name, [{"TopicID": topic, "Partitions": held}]
+                          ).get_partitions()[0]["Partitions"]
+out["handover"] = [beat("c2", []), beat("c1", [1, 2]), beat("c2", []), beat("c1", [1]),
+                   beat("c2", [])]
 attempt("unknown group", lambda: api.heart_beat(ls, "nope", "c1", []))
 attempt("unknown group offsets", lambda: api.get_offsets(ls, "nope", topic, 1, "end"))
 attempt("too many topics", lambda: api.create_consumer_group(ls, "h", 20, [topic] * 5000))
@@ -310,6 +316,7 @@ def test_consumer_group_calls_of_the_sdk(server: ServerProcess, client: LegacyCl
     assert out["commit"] is None
     assert out["offsets"] == {topic: [{"PartitionId": 1, "Offset": 3},
                                       {"PartitionId": 2, "Offset": 1}]}
+    assert out["handover"] == [[], [1], [], [1], [2]]
     assert out["unknown group"][0] == "ResourceNotFound.ConsumerGroupNotExist"
     assert out["unknown group offsets"][0] == "ResourceNotFound.ConsumerGroupNotExist"
     assert out["too many topics"][0] == "InvalidParameter"
