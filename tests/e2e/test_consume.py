@@ -72,6 +72,7 @@ _WORKER = """
 import json, os, sys, time, logging
 from tencentcloud.log.consumer import ConsumerWorker, LogHubConfig, ConsumerProcessorBase
 args = json.loads(sys.argv[1])
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(threadName)s %(message)s")
 os.environ["YUNAPI_ENDPOINT"] = args["endpoint"]
 
 class Appender(ConsumerProcessorBase):
@@ -85,9 +86,8 @@ class Appender(ConsumerProcessorBase):
             fh.flush()
         self.save_offset(offset_tracker)
 
-# Heartbeats every 3 s (group timeout 6 s): with 1 s, a loaded machine can miss two in a row,
-# the partition moves while its consumer still runs, and the SDK's reused partition consumer
-# then re-reads from its own stale offset (at least once, but not what this test checks).
+# Heartbeats every 3 s (group timeout 6 s), so that A's death is noticed within the test's
+# time. The worker's log (with times) goes to the .err file beside its output.
 config = LogHubConfig(args["endpoint"], args["secret_id"], args["secret_key"], "",
                       args["logset"], [args["topic"]], args["group"], args["name"],
                       heartbeat_interval=3, data_fetch_interval=0.2,
@@ -225,6 +225,10 @@ def test_consumer_workers_share_partitions_and_take_over_a_killed_one(
     wanted |= {rid for b in second for rid in b}
     _wait_for(lambda: wanted <= set(_lines(out_a)) | set(_lines(out_b)),
               "every record is processed after A is gone")
+    # B takes A's partitions at its first heartbeat after A's timeout; the new records may
+    # all have been processed before it (none needed to land in A's partitions), so the
+    # group is asked until it shows B holding them, as a user watching it would.
+    _wait_for(lambda: set(split()) == {"consumer-b"}, "B holds every partition")
     owners = split()
     assert owners == {"consumer-b": list(range(1, PARTITIONS + 2))}
     # B processed the new records of A's partitions, and nothing of them that A had
@@ -283,6 +287,12 @@ out["beat"] = api.heart_beat(ls, "g", "c1", []).get_partitions()
 attempt("commit", lambda: api.update_offsets(ls, "g", "c1", [
     {"TopicID": topic, "PartitionOffsets": [{"PartitionId": 2, "Offset": 1}]}]))
 out["offsets"] = api.get_offsets(ls, "g", topic, -1, "end").get_consumer_group_offsets()
+# A second consumer gets its share only once c1's heartbeat no longer lists it.
+def beat(name, held):
+    return api.heart_beat(ls, "g", name, [{"TopicID": topic, "Partitions": held}]
+                          ).get_partitions()[0]["Partitions"]
+out["handover"] = [beat("c2", []), beat("c1", [1, 2]), beat("c2", []), beat("c1", [1]),
+                   beat("c2", [])]
 attempt("unknown group", lambda: api.heart_beat(ls, "nope", "c1", []))
 attempt("unknown group offsets", lambda: api.get_offsets(ls, "nope", topic, 1, "end"))
 attempt("too many topics", lambda: api.create_consumer_group(ls, "h", 20, [topic] * 5000))
@@ -306,6 +316,7 @@ def test_consumer_group_calls_of_the_sdk(server: ServerProcess, client: LegacyCl
     assert out["commit"] is None
     assert out["offsets"] == {topic: [{"PartitionId": 1, "Offset": 3},
                                       {"PartitionId": 2, "Offset": 1}]}
+    assert out["handover"] == [[], [1], [], [1], [2]]
     assert out["unknown group"][0] == "ResourceNotFound.ConsumerGroupNotExist"
     assert out["unknown group offsets"][0] == "ResourceNotFound.ConsumerGroupNotExist"
     assert out["too many topics"][0] == "InvalidParameter"

@@ -7,9 +7,10 @@ heartbeats come less than the group's `Timeout` seconds apart; each heartbeat (i
 transaction, the group's row locked on PostgreSQL, the database's write lock on SQLite)
 drops the consumers that went silent and shares the partitions among the live ones: each
 keeps what it holds up to its fair share (the partitions divided by the consumers, some one
-more), and what is left goes to those with the fewest. A consumer learns its partitions from
-its next heartbeat's answer, so a partition moved to another consumer may be read by both
-for up to one heartbeat interval: delivery is at least once.
+more), and what is left goes to those with the fewest. A partition moving between live
+consumers changes hands only once its holder's heartbeat stops listing it (the holder has
+shut its reader down and committed), so two live consumers never read it at once; a
+consumer past the timeout holds nothing. Delivery is at least once.
 
 A committed offset is the partition's next record the group has not processed (what the
 SDK commits); `DescribeConsumerOffsets` answers it, or, for a partition the group never
@@ -315,19 +316,33 @@ def describe_offsets(ctx: Context, logset_id: Any, group: Any, topic_id: Any,
 
 def commit_offsets(ctx: Context, logset_id: Any, group: Any, consumer: Any,
                    offsets: Sequence[tuple[str, int, int]]) -> None:
-    """Record (topic, partition, offset) commits. Any consumer of the group may commit (a
-    consumer that just lost a partition commits what it processed of it on its way out);
-    an offset must lie within the topic (-1: nothing processed yet)."""
+    """Record (topic, partition, offset) commits; an offset must lie within the topic (-1:
+    nothing processed yet). A consumer commits the partitions it holds, including one it is
+    letting go of (what it processed, on its way out, before the next consumer gets it). A
+    commit by a consumer for a partition another live consumer holds is stale (a consumer
+    the group timed out, shutting down a reader it no longer holds): it is accepted but not
+    recorded, so it cannot move the holder's offset back. A commit naming no consumer (an
+    operator resetting offsets) is always recorded."""
     logset = _name(logset_id, "LogsetId")
     name = _name(group, "ConsumerGroup")
     if consumer:
         _name(consumer, "Consumer")
     if len(offsets) > MAX_TOPICS_PER_GROUP * partitions.MAX_PARTITIONS:
         raise ServiceError(Kinds.LIMIT_EXCEEDED, "too many offsets in one commit")
-    now = now_ms()
     with ctx.db.begin() as conn:
-        _lock_group(ctx, conn, logset, name)
+        row = _lock_group(ctx, conn, logset, name)
+        now = now_ms()
         read = set(_group_topics(conn, logset, name))
+        others_hold: set[tuple[str, int]] = set()
+        if consumer:
+            live = set(conn.execute(select(consumer_members.c.consumer).where(
+                *_group_where(logset, name, consumer_members),
+                consumer_members.c.last_seen_ms >= now - row.timeout_s * 1000)).scalars())
+            live.discard(consumer)
+            others_hold = {(r.topic_id, r.partition_id) for r in conn.execute(
+                select(consumer_partitions.c.topic_id, consumer_partitions.c.partition_id)
+                .where(*_group_where(logset, name, consumer_partitions),
+                       consumer_partitions.c.owner.in_(live)))}
         for topic, pid, offset in offsets:
             if topic not in read:
                 raise ServiceError(Kinds.TOPIC_NOT_EXIST,
@@ -341,6 +356,8 @@ def commit_offsets(ctx: Context, logset_id: Any, group: Any, consumer: Any,
             if isinstance(offset, bool) or not -1 <= offset <= head:
                 raise ServiceError(Kinds.INVALID_OFFSET,
                                    f"offset {offset} is not in topic {topic!r} (-1 to {head})")
+            if (topic, pid) in others_hold:
+                continue
             key = (*_group_where(logset, name, consumer_partitions),
                    consumer_partitions.c.topic_id == topic,
                    consumer_partitions.c.partition_id == pid)
@@ -384,15 +401,28 @@ def assign(owned: dict[str, list[tuple[str, int]]],
     return {n: sorted(ps) for n, ps in result.items()}
 
 
-def heartbeat(ctx: Context, logset_id: Any, group: Any, consumer: Any) -> dict[str, list[int]]:
-    """Record that `consumer` is alive and answer the partitions it holds now, by topic (every
-    topic of the group, possibly with none)."""
+def heartbeat(ctx: Context, logset_id: Any, group: Any, consumer: Any,
+              held: Iterable[tuple[str, int]] | None = None) -> dict[str, list[int]]:
+    """Record that `consumer` is alive and answer the partitions it should read now, by topic
+    (every topic of the group, possibly with none). `held` is what the consumer reports it
+    still holds (the SDK: what it was answered, plus partitions it is still shutting down).
+
+    A partition handed from one live consumer to another changes hands only once the one
+    holding it has let go: its answer leaves the partition out, it shuts its reader down
+    (committing what it processed) and stops reporting it, and only the heartbeat that no
+    longer reports it moves it to the next consumer, who learns it at its own next
+    heartbeat and starts from that commit. Until then the next consumer is not given it, so
+    two live consumers never read one partition at once. A consumer silent for the group's
+    timeout holds nothing: its partitions go straight to the others."""
     logset = _name(logset_id, "LogsetId")
     name = _name(group, "ConsumerGroup")
     member = _name(consumer, "Consumer")
-    now = now_ms()
+    reported = set(held or ())
     with ctx.db.begin() as conn:
         row = _lock_group(ctx, conn, logset, name)
+        # The time once the group is locked: a heartbeat that waited for the lock must not
+        # judge the others by a moment before theirs.
+        now = now_ms()
         members_of = _group_where(logset, name, consumer_members)
         # Consumers silent for the group's timeout are gone: their partitions are shared out.
         conn.execute(delete(consumer_members).where(
@@ -422,8 +452,16 @@ def heartbeat(ctx: Context, logset_id: Any, group: Any, consumer: Any) -> dict[s
             if r.owner in owned:
                 owned[r.owner].append((r.topic_id, r.partition_id))
         wanted = {p: n for n, ps in assign(owned, every).items() for p in ps}
+        # Who holds each partition after this heartbeat: a live holder keeps a partition
+        # meant for another until it stops reporting it; anything else goes where wanted.
+        holder: dict[tuple[str, int], str] = {}
+        for part, target in wanted.items():
+            was = current.get(part)
+            letting_go = was == member and part not in reported
+            holder[part] = was if was in owned and was != target and not letting_go \
+                else target
         part_of = _group_where(logset, name, consumer_partitions)
-        for (topic, pid), owner in wanted.items():
+        for (topic, pid), owner in holder.items():
             if (topic, pid) not in current:
                 conn.execute(insert(consumer_partitions).values(
                     logset_id=logset, group_name=name, topic_id=topic, partition_id=pid,
@@ -434,14 +472,14 @@ def heartbeat(ctx: Context, logset_id: Any, group: Any, consumer: Any) -> dict[s
                     consumer_partitions.c.partition_id == pid).values(owner=owner))
         # Owners that are gone own nothing (a partition that no longer exists keeps its
         # committed offset, and so its hold on retention, until the group drops the topic).
-        stale = [k for k, o in current.items() if o is not None and k not in wanted]
+        stale = [k for k, o in current.items() if o is not None and k not in holder]
         for topic, pid in stale:
             conn.execute(update(consumer_partitions).where(
                 *part_of, consumer_partitions.c.topic_id == topic,
                 consumer_partitions.c.partition_id == pid).values(owner=None))
     mine: dict[str, list[int]] = {t: [] for t in read}
-    for (topic, pid), owner in sorted(wanted.items()):
-        if owner == member:
+    for (topic, pid), owner in sorted(holder.items()):
+        if owner == member and wanted[(topic, pid)] == member:
             mine[topic].append(pid)
     return mine
 
@@ -452,7 +490,7 @@ def heartbeat(ctx: Context, logset_id: Any, group: Any, consumer: Any) -> dict[s
 class PartitionState:
     topic_id: str
     partition_id: int
-    owner: str | None
+    owner: str | None  # the live consumer holding it; None while nobody does
     committed_offset: int | None
     lag: int  # records at or after the committed offset (all kept, when none committed)
     oldest_unprocessed_ms: int | None  # ingest time of the first of them
@@ -477,6 +515,7 @@ def group_states(conn: Connection, now: int, limit: int = 100) -> list[GroupStat
         members = [(m.consumer, int(m.last_seen_ms), m.last_seen_ms >= now - g.timeout_s * 1000)
                    for m in conn.execute(select(consumer_members).where(*where_members)
                                          .order_by(consumer_members.c.consumer))]
+        alive = {m[0] for m in members if m[2]}
         rows = {(r.topic_id, r.partition_id): r for r in conn.execute(
             select(consumer_partitions).where(
                 *_group_where(g.logset_id, g.group_name, consumer_partitions)))}
@@ -487,8 +526,10 @@ def group_states(conn: Connection, now: int, limit: int = 100) -> list[GroupStat
                 committed = None if r is None or r.committed_offset is None \
                     else int(r.committed_offset)
                 lag, oldest = _lag(conn, topic, pid, committed)
-                states.append(PartitionState(topic, pid, None if r is None else r.owner,
-                                             committed, lag, oldest))
+                # A consumer past the group's timeout holds nothing, though its row names
+                # it until the next heartbeat shares its partitions out.
+                owner = None if r is None or r.owner not in alive else str(r.owner)
+                states.append(PartitionState(topic, pid, owner, committed, lag, oldest))
         out.append(GroupState(g.logset_id, g.group_name, g.timeout_s, members, states))
     return out
 

@@ -148,14 +148,59 @@ def test_heartbeats_share_partitions_and_a_silent_consumer_loses_them(
     clock = [1_000_000]
     monkeypatch.setattr(consumers, "now_ms", lambda: clock[0])
     assert consumers.heartbeat(ctx, logset, "g", "a") == {topic: [1, 2, 3, 4]}
+    # b joins: a still reads every partition, so b gets none yet.
+    assert consumers.heartbeat(ctx, logset, "g", "b") == {topic: []}
+    # a is told its share and is still shutting the rest down (it reports all four): they
+    # stay a's, and b still gets nothing.
+    a = consumers.heartbeat(ctx, logset, "g", "a", [(topic, p) for p in (1, 2, 3, 4)])[topic]
+    assert len(a) == 2
+    assert consumers.heartbeat(ctx, logset, "g", "b") == {topic: []}
+    # Once a no longer reports them, they are b's.
+    assert consumers.heartbeat(ctx, logset, "g", "a", [(topic, p) for p in a])[topic] == a
     b = consumers.heartbeat(ctx, logset, "g", "b")[topic]
-    a = consumers.heartbeat(ctx, logset, "g", "a")[topic]
-    assert len(a) == len(b) == 2 and sorted(a + b) == [1, 2, 3, 4]
-    # b goes silent for the group's timeout: a gets its partitions back.
-    clock[0] += 10_001
-    assert consumers.heartbeat(ctx, logset, "g", "a") == {topic: [1, 2, 3, 4]}
+    assert sorted(a + b) == [1, 2, 3, 4]
+    assert _owners(ctx, logset, clock[0]) == {p: "a" if p in a else "b" for p in (1, 2, 3, 4)}
+    # b goes silent for the group's timeout: it holds nothing (the status shows no owner
+    # before anyone heartbeats) and a gets its partitions back at once.
+    clock[0] += 6_000
+    assert consumers.heartbeat(ctx, logset, "g", "a", [(topic, p) for p in a])[topic] == a
+    clock[0] += 4_001
+    assert _owners(ctx, logset, clock[0]) == {p: "a" if p in a else None for p in (1, 2, 3, 4)}
+    assert consumers.heartbeat(ctx, logset, "g", "a", [(topic, p) for p in a]) == {
+        topic: [1, 2, 3, 4]}
     (status,) = [g for g in consumers.group_states_for(ctx) if g.logset_id == logset]
     assert [c[0] for c in status.consumers] == ["a"]
+
+
+def _owners(ctx: Context, logset: str, now: int) -> dict[int, str | None]:
+    with ctx.db.read() as conn:
+        (group,) = [g for g in consumers.group_states(conn, now) if g.logset_id == logset]
+    return {p.partition_id: p.owner for p in group.partitions}
+
+
+def test_a_consumer_timed_out_cannot_move_the_holders_offset_back(
+        ctx: Context, monkeypatch: pytest.MonkeyPatch) -> None:
+    logset, topic = _topic(ctx, 1)
+    _append(ctx, topic, [f"r{i}" for i in range(10)])
+    consumers.create_group(ctx, logset, "g", 10, [topic])
+    clock = [now_ms()]
+    monkeypatch.setattr(consumers, "now_ms", lambda: clock[0])
+    assert consumers.heartbeat(ctx, logset, "g", "a") == {topic: [1]}
+    consumers.commit_offsets(ctx, logset, "g", "a", [(topic, 1, 3)])
+    # a is late: b takes the partition over from a's commit and goes further.
+    clock[0] += 10_001
+    assert consumers.heartbeat(ctx, logset, "g", "b") == {topic: [1]}
+    consumers.commit_offsets(ctx, logset, "g", "b", [(topic, 1, 8)])
+    # a comes back (still reading, and reporting, the partition): b keeps it, and what a
+    # commits of it on its way out is not recorded.
+    assert consumers.heartbeat(ctx, logset, "g", "a", [(topic, 1)]) == {topic: []}
+    consumers.commit_offsets(ctx, logset, "g", "a", [(topic, 1, 5)])
+    assert consumers.describe_offsets(ctx, logset, "g", topic, 1) == [(1, 8)]
+    # b's own commits, and an operator's (no consumer named), are.
+    consumers.commit_offsets(ctx, logset, "g", "b", [(topic, 1, 9)])
+    assert consumers.describe_offsets(ctx, logset, "g", topic, 1) == [(1, 9)]
+    consumers.commit_offsets(ctx, logset, "g", "", [(topic, 1, 2)])
+    assert consumers.describe_offsets(ctx, logset, "g", topic, 1) == [(1, 2)]
 
 
 def test_offsets_are_committed_and_read_back(ctx: Context) -> None:
@@ -255,6 +300,9 @@ def test_changing_the_partition_count_strands_no_record(ctx: Context) -> None:
         (3, False, "", ""), (4, False, "", "")]
     assert all(p.last_write_ms is not None for p in listed[2:])
     assert consumers.heartbeat(ctx, logset, "g", "a") == {topic: [1, 2, 3, 4]}
+    # b gets its share once a has let go of it (a reports holding nothing).
+    assert consumers.heartbeat(ctx, logset, "g", "b") == {topic: []}
+    assert consumers.heartbeat(ctx, logset, "g", "a")[topic] in ([1, 2], [3, 4])
     assert consumers.heartbeat(ctx, logset, "g", "b")[topic] in ([1, 2], [3, 4])
     assert _ids(pull.pull(ctx, topic, pull.PullQuery(4))) == ["old4"]
     # New uploads use the new count only: the key that went to 4 now goes to 2, and the

@@ -84,8 +84,8 @@ class SendConsumerHeartbeat(Params):
     LogsetId: str
     ConsumerGroup: str
     Consumer: str
-    # What the consumer holds; the answer is what it should hold, so this is only read for
-    # its form.
+    # What the consumer still holds (what it was answered, and what it is still shutting
+    # down): a partition moves to another consumer only once its holder stops reporting it.
     TopicPartitionsInfo: Annotated[list[TopicPartitions] | None,
                                    Field(max_length=MAX_TOPICS)] = None
     PartitionStrategy: Int64 | None = None
@@ -169,7 +169,8 @@ def describe_consumer_offsets(call: Call, q: DescribeConsumerOffsets) -> dict[st
 
 
 def send_consumer_heartbeat(call: Call, q: SendConsumerHeartbeat) -> dict[str, Any]:
-    held = consumers.heartbeat(call.ctx, q.LogsetId, q.ConsumerGroup, q.Consumer)
+    reported = [(t.TopicID, int(p)) for t in q.TopicPartitionsInfo or () for p in t.Partitions]
+    held = consumers.heartbeat(call.ctx, q.LogsetId, q.ConsumerGroup, q.Consumer, reported)
     return {"TopicPartitionsInfo": [{"TopicID": t, "Partitions": ps}
                                     for t, ps in sorted(held.items())]}
 
