@@ -146,7 +146,7 @@ def check_window(name: str, conf: ShipperConfig, result: WindowResult, parts: Co
             assert rows[0] == content.csv.keys  # print_key: a header in every object
             shipped += rows[1:]
         else:
-            shipped += pq.read_table(io.BytesIO(part.data)).to_pylist()
+            shipped += pq.read_table(io.BytesIO(part.data), use_threads=False).to_pylist()
     assert len(shipped) == len(expected) == result.records, (
         f"{name}: {len(shipped)} shipped, {len(rejected)} rejected of {len(records)}")
     for row, record in zip(shipped, expected, strict=True):

@@ -85,7 +85,7 @@ def read_records(data: bytes, fmt: str, codec: str,
                  csv_keys: list[str] | None = None) -> list[dict[str, Any]]:
     """Every record of one object, each as a dict, by a reader that is not ours."""
     if fmt == "parquet":
-        return list(pq.read_table(io.BytesIO(data)).to_pylist())
+        return list(pq.read_table(io.BytesIO(data), use_threads=False).to_pylist())
     text = decompress(data, codec).decode()
     if fmt == "json":
         return [orjson.loads(line) for line in text.splitlines() if line]

@@ -268,7 +268,7 @@ def test_parquet_types_fillers_and_codec(codec: str) -> None:
     assert result.records == 3 and file_extension(conf) == ".parquet"
     data = sink.parts[0].data
     assert data[:4] == b"PAR1" and data[-4:] == b"PAR1"
-    table = pq.read_table(pa.BufferReader(data))
+    table = pq.read_table(pa.BufferReader(data), use_threads=False)
     assert table.schema.types == [pa.string(), pa.string(), pa.string(), pa.int32(), pa.int64(),
                                   pa.float32(), pa.float64(), pa.bool_(), pa.int64(), pa.string()]
     assert table.to_pydict() == {
@@ -387,7 +387,7 @@ def test_split_parquet_parts_are_valid_files() -> None:
     assert len(result.parts) > 3
     ids = []
     for part in sink.parts:
-        ids += pq.read_table(pa.BufferReader(part.data)).column("id").to_pylist()
+        ids += pq.read_table(pa.BufferReader(part.data), use_threads=False).column("id").to_pylist()
     assert ids == list(range(40))
 
 
@@ -537,5 +537,5 @@ def test_extreme_log_times_ship_in_parquet() -> None:
                        key_non_existing_field="NULL")]
     encode_window(extreme_window(), config(ContentInfo("parquet", parquet=keys), "none"),
                   sink.open)
-    table = pq.read_table(pa.BufferReader(sink.parts[0].data))
+    table = pq.read_table(pa.BufferReader(sink.parts[0].data), use_threads=False)
     assert table.column("__TIMESTAMP__").to_pylist() == [ms for _, ms in EXTREME_TIMES]
